@@ -1,0 +1,56 @@
+"""Everything a query needs, built once (app lifespan or CLI) and passed around explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.settings import Settings
+from experts.backends.pool import BackendPool
+from experts.bundled import check_base_model
+from experts.repository import ExpertRepository
+from experts.schemas import ExpertOut
+from router.encoder import Encoder
+from router.router import Router
+from workers.executor import Executor
+from workers.inprocess import InProcessExecutor
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    router: Router
+    pool: BackendPool
+    executor: Executor
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        settings.ensure_dirs()
+        migrate(settings.sqlalchemy_url)
+        sessions = make_session_factory(make_engine(settings.sqlalchemy_url))
+        pool = BackendPool(settings.model_dir, settings.device, settings.remote_timeout_s)
+        executor = InProcessExecutor(pool, settings.batch_window_ms, settings.max_batch_size)
+        runtime = cls(settings, sessions, Router(Encoder(), settings.max_query_chars), pool, executor)
+        runtime.refresh_router()
+        return runtime
+
+    def repository(self, session: Session) -> ExpertRepository:
+        return ExpertRepository(session, self.settings.model_dir, check_base_model)
+
+    def refresh_router(self) -> list[ExpertOut]:
+        """Refit the router if the registry changed since the last call (cheap when it did not)."""
+        with session_scope(self.sessions) as session:
+            repo = self.repository(session)
+            experts = repo.list(enabled_only=True)
+            fingerprint = repo.fingerprint()
+        self.router.refresh(experts, fingerprint)
+        return experts
+
+    def enabled_experts(self) -> dict[str, ExpertOut]:
+        return {e.name: e for e in self.refresh_router()}
+
+    async def aclose(self) -> None:
+        await self.executor.aclose()

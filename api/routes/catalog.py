@@ -1,0 +1,45 @@
+"""GET /v1/models, POST /v1/route, GET /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from openai.types import Model
+
+from api.deps import RuntimeDep
+from api.models import resolve_model, routing_models
+from api.schemas import RouteRequest
+from core.errors import InvalidRequest
+from router.decision import RoutingDecision
+
+router = APIRouter()
+
+
+@router.get("/v1/models", tags=["models"])
+async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+    experts = await asyncio.to_thread(runtime.enabled_experts)
+    now = int(time.time())
+    data = [Model(id=m, object="model", created=now, owned_by="moe-router") for m in routing_models()]
+    data += [
+        Model(id=e.name, object="model", created=int(e.created_at.timestamp()), owned_by=f"moe-router:{e.kind}")
+        for e in experts.values()
+    ]
+    return {"object": "list", "data": [m.model_dump() for m in data]}
+
+
+@router.post("/v1/route", tags=["routing"])
+async def route(body: RouteRequest, runtime: RuntimeDep) -> RoutingDecision:
+    target = resolve_model(body.model)
+    if target.expert:
+        raise InvalidRequest("/v1/route takes a routing model (moe:auto or moe:<strategy>)", param="model")
+    await asyncio.to_thread(runtime.refresh_router)
+    return await asyncio.to_thread(runtime.router.route, body.query, target.strategy, body.k)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz(runtime: RuntimeDep) -> dict[str, Any]:
+    experts = await asyncio.to_thread(runtime.enabled_experts)
+    return {"status": "ok", "experts": len(experts)}

@@ -1,0 +1,62 @@
+"""All configuration in one place: `MOE_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".moe-router",
+        description="Where the registry DB, converted models, adapters and indexes live.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file under data_dir."
+    )
+    redis_url: str | None = Field(default=None, description="Set to use the Celery executor.")
+    admin_key: str | None = Field(default=None, description="API key for /admin endpoints.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = Field(default="auto", description="'auto', 'cpu' or 'cuda'.")
+    default_max_tokens: int = Field(default=64, ge=1, description="max_tokens when a request names none.")
+    max_tokens_limit: int = Field(default=1024, ge=1, description="Largest max_tokens a request may ask.")
+    max_query_chars: int = Field(default=8000, ge=16, description="Longer queries are truncated for routing.")
+    batch_window_ms: float = Field(default=8.0, ge=0, description="Micro-batching window per expert.")
+    max_batch_size: int = Field(default=32, ge=1)
+    seed_adapter_steps: int = Field(default=30, ge=1, description="Training steps per demo LoRA adapter.")
+    seed_data_dir: Path = Field(
+        default=REPO_ROOT.parent / "shared" / "bench" / "data",
+        description="Public data the demo adapters are trained on (GSM8K, MMLU, MT-Bench JSONL).",
+    )
+    remote_timeout_s: float = Field(default=120.0, gt=0)
+
+    models_path: Path | None = Field(
+        default=None,
+        validation_alias="MOE_MODEL_DIR",
+        description="Converted models and adapters; user-given adapter paths are confined here. "
+        "Default: data_dir/models.",
+    )
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_path or self.data_dir / "models"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'registry.db'}"
+
+    def ensure_dirs(self) -> None:
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,25 @@
+"""The router's output: which experts answer, with what weight, and why."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ExpertScore(BaseModel):
+    name: str
+    score: float = Field(description="Routing probability or weight in [0, 1].")
+
+
+class RoutingDecision(BaseModel):
+    strategy: str
+    experts: list[ExpertScore] = Field(description="The chosen experts, best first; weights sum to 1.")
+    candidates: list[ExpertScore] = Field(default_factory=list, description="Every expert scored.")
+    skills: list[str] = Field(default_factory=list)
+    confidence: float = 0.0
+    aggregator: str = "pass-through"
+    truncated: bool = Field(default=False, description="The query was cut to the routing length limit.")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [e.name for e in self.experts]
