@@ -32,7 +32,7 @@ REQUIRE_SERVICES = os.environ.get("MOE_REQUIRE_SERVICES") == "1"
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     fields: dict[str, object] = {
         "data_dir": data_dir,
-        "models_path": TEST_MODEL_DIR,
+        "MOE_MODEL_DIR": str(TEST_MODEL_DIR),  # the alias: pydantic-settings ignores the field name here
         "seed_adapter_steps": 6,
         "default_max_tokens": 24,
         **overrides,
