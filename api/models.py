@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
+from agents.runtime import Runtime
+from agents.workflow_spec import WorkflowSpec
+from agents.workflow_store import WorkflowRepository
+from core.db import session_scope
 from core.errors import NotFound
-from router.router import STRATEGIES
+from router.router import STRATEGIES, parse_route_model
 
 MOE_PREFIX = "moe:"
 AUTO = "moe:auto"
@@ -15,6 +20,7 @@ AUTO = "moe:auto"
 class Target:
     strategy: str | None = None
     expert: str | None = None
+    workflow: WorkflowSpec | None = None
 
 
 def resolve_model(model: str) -> Target:
@@ -22,12 +28,42 @@ def resolve_model(model: str) -> Target:
         return Target()
     if model.startswith(MOE_PREFIX):
         strategy = model.removeprefix(MOE_PREFIX)
-        if strategy in STRATEGIES:
-            return Target(strategy=strategy)
-        known = ", ".join([AUTO, *(MOE_PREFIX + s for s in sorted(STRATEGIES))])
-        raise NotFound(f"unknown model '{model}' (routing models: {known})", param="model")
+        try:
+            # `moe:knn`, `moe:cost-0.3`, `moe:topp-0.8`, `moe:head-topk-2`: the router parses its own specs.
+            parse_route_model(strategy)
+        except NotFound:
+            known = ", ".join([AUTO, *(MOE_PREFIX + s for s in sorted(STRATEGIES))])
+            raise NotFound(
+                f"unknown model '{model}' (routing models: {known}, {MOE_PREFIX}cost-<share>, "
+                f"{MOE_PREFIX}topp-<p>, {MOE_PREFIX}<strategy>-topk-<k>)",
+                param="model",
+            ) from None
+        return Target(strategy=strategy)
     return Target(expert=model)
 
 
 def routing_models() -> list[str]:
     return [AUTO, *(MOE_PREFIX + s for s in sorted(STRATEGIES))]
+
+
+def _stored_workflow(runtime: Runtime, name: str) -> WorkflowSpec | None:
+    with session_scope(runtime.sessions) as session:
+        found = WorkflowRepository(session).find(name)
+    return found.spec() if found else None
+
+
+async def resolve_target(model: str, runtime: Runtime) -> Target:
+    """Like `resolve_model`, but `moe:<name>` may also name a stored workflow (strategies win on a clash)."""
+    try:
+        return resolve_model(model)
+    except NotFound:
+        if not model.startswith(MOE_PREFIX):
+            raise
+        spec = await asyncio.to_thread(_stored_workflow, runtime, model.removeprefix(MOE_PREFIX))
+        if spec is None:
+            raise NotFound(
+                f"unknown model '{model}': neither a routing model ({', '.join(routing_models())}) "
+                "nor a stored workflow (see GET /admin/workflows)",
+                param="model",
+            ) from None
+        return Target(workflow=spec)
