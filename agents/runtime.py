@@ -12,8 +12,7 @@ from experts.backends.pool import BackendPool
 from experts.bundled import check_base_model
 from experts.repository import ExpertRepository
 from experts.schemas import ExpertOut
-from router.encoder import Encoder
-from router.router import Router
+from router.router import Router, build_router
 from workers.executor import Executor
 from workers.inprocess import InProcessExecutor
 
@@ -33,7 +32,7 @@ class Runtime:
         sessions = make_session_factory(make_engine(settings.sqlalchemy_url))
         pool = BackendPool(settings.model_dir, settings.device, settings.remote_timeout_s)
         executor = InProcessExecutor(pool, settings.batch_window_ms, settings.max_batch_size)
-        runtime = cls(settings, sessions, Router(Encoder(), settings.max_query_chars), pool, executor)
+        runtime = cls(settings, sessions, build_router(settings, sessions), pool, executor)
         runtime.refresh_router()
         return runtime
 
@@ -53,4 +52,5 @@ class Runtime:
         return {e.name: e for e in self.refresh_router()}
 
     async def aclose(self) -> None:
+        self.router.close()
         await self.executor.aclose()

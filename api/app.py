@@ -12,7 +12,7 @@ import core.env  # noqa: F401  (offline defaults before heavy imports)
 from agents.graph import QueryGraph
 from agents.runtime import Runtime
 from api.errors import install_error_handlers
-from api.routes import catalog, chat
+from api.routes import catalog, chat, feedback
 from core.settings import Settings, get_settings
 
 
@@ -31,4 +31,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(catalog.router)
+    app.include_router(feedback.router)
     return app

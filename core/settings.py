@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     )
     remote_timeout_s: float = Field(default=120.0, gt=0)
 
+    router_strategy: str = Field(default="knn", description="Strategy behind `moe:auto` (knn, head, skills, cost).")
+    router_shared_expert: str | None = Field(default=None, description="Always consulted on top of routed experts.")
+    router_fallback_expert: str | None = Field(
+        default=None, description="Out-of-scope queries (null expert) go here; unset keeps the routed choice, flagged."
+    )
+    router_null_threshold: float | None = Field(
+        default=None, description="Override the in-scope threshold that `moe router fit` calibrates."
+    )
+    router_max_outcomes: int = Field(default=200_000, ge=0, description="Newest outcomes loaded at start.")
+
     models_path: Path | None = Field(
         default=None,
         validation_alias="MOE_MODEL_DIR",

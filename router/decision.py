@@ -19,6 +19,9 @@ class RoutingDecision(BaseModel):
     aggregator: str = "pass-through"
     truncated: bool = Field(default=False, description="The query was cut to the routing length limit.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
+    query_id: str | None = Field(default=None, description="Quote it in POST /v1/feedback.")
+    out_of_scope: bool = Field(default=False, description="In-scope score fell below the null-expert threshold.")
+    in_scope_score: float | None = Field(default=None, description="What the null-expert threshold is compared to.")
 
     @property
     def expert_names(self) -> list[str]:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from experts.bundled import encoder_path
+
+
+class TextEncoder(Protocol):
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-norm float32 rows, one per text."""
 
 
 class Encoder:
@@ -16,7 +24,8 @@ class Encoder:
     def __init__(self, path: Path | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
-        self.model = SentenceTransformer(str(path or encoder_path()), device=device)
+        self.path = Path(path or encoder_path())
+        self.model = SentenceTransformer(str(self.path), device=device)
         self.dim = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()
 
@@ -26,3 +35,37 @@ class Encoder:
         with self._lock:
             vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class CachingEncoder:
+    """Remembers vectors by text, so refits after a registry change re-encode only what is new."""
+
+    def __init__(self, inner: TextEncoder, max_items: int = 200_000) -> None:
+        self.inner = inner
+        self.dim = inner.dim
+        self.max_items = max_items
+        self._cache: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            vectors = self.inner.encode(missing, batch_size=batch_size)
+            with self._lock:
+                if len(self._cache) + len(missing) > self.max_items:
+                    self._cache.clear()
+                self._cache.update(zip(missing, vectors, strict=True))
+                found = {t: self._cache.get(t) for t in texts}
+            fresh = dict(zip(missing, vectors, strict=True))
+            rows = [found[t] if found[t] is not None else fresh[t] for t in texts]
+        else:
+            with self._lock:
+                rows = [self._cache[t] for t in texts]
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+    def encode_uncached(self, texts: list[str]) -> np.ndarray:
+        """The query path: no cache lookups, one direct encoder call."""
+        return self.inner.encode(texts, batch_size=max(len(texts), 1))

@@ -1,71 +1,239 @@
-"""query -> RoutingDecision. Strategies score experts; the router picks and explains."""
+"""query -> RoutingDecision. Strategies score experts; dispatch picks; the router explains."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 
-from core.errors import InvalidRequest, NoExpertAvailable
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.errors import InvalidRequest, NoExpertAvailable, NotFound
+from core.settings import Settings
 from experts.schemas import ExpertOut
+from router.batching import MicroBatcher
 from router.decision import ExpertScore, RoutingDecision
-from router.encoder import Encoder
-from router.strategies.base import RoutingStrategy
+from router.dispatch import DispatchConfig, dispatch
+from router.encoder import CachingEncoder, TextEncoder
+from router.fitted import FittedRouter
+from router.outcomes import Outcome, OutcomeLog
+from router.spec import RouteSpec, parse_spec
+from router.strategies.base import FitContext, LearnsOnline, RoutingStrategy
+from router.strategies.cost import CostStrategy
+from router.strategies.head import HeadStrategy
 from router.strategies.knn import KnnStrategy
+from router.strategies.skills import SkillStrategy
 
 StrategyFactory = Callable[[], RoutingStrategy]
-STRATEGIES: dict[str, StrategyFactory] = {"knn": KnnStrategy}
+STRATEGIES: dict[str, StrategyFactory] = {
+    "knn": KnnStrategy,
+    "head": HeadStrategy,
+    "skills": SkillStrategy,
+    "cost": CostStrategy,
+}
 DEFAULT_STRATEGY = "knn"
+
+
+def parse_route_model(name: str) -> RouteSpec:
+    return parse_spec(name, set(STRATEGIES))
 
 
 class Router:
     """Holds one fitted instance per strategy; refits all when the registry fingerprint changes."""
 
-    def __init__(self, encoder: Encoder, max_query_chars: int = 8000) -> None:
-        self.encoder = encoder
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        max_query_chars: int = 8000,
+        *,
+        state_dir: Path | None = None,
+        outcomes: OutcomeLog | None = None,
+        default_strategy: str = DEFAULT_STRATEGY,
+        dispatch_config: DispatchConfig | None = None,
+        remembered_queries: int = 10_000,
+    ) -> None:
+        if default_strategy not in STRATEGIES:
+            raise InvalidRequest(f"unknown default routing strategy '{default_strategy}'", param="router_strategy")
+        self.encoder = CachingEncoder(encoder)
+        self.batcher = MicroBatcher(encoder)
         self.max_query_chars = max_query_chars
+        self.state_dir = state_dir
+        self.outcomes = outcomes if outcomes is not None else OutcomeLog()
+        self.default_strategy = default_strategy
+        self.dispatch_config = dispatch_config or DispatchConfig()
+        self.fitted = FittedRouter.load(state_dir) if state_dir else None
         self._strategies: dict[str, RoutingStrategy] = {}
         self._experts: list[ExpertOut] = []
         self._fingerprint: str | None = None
         self._lock = threading.Lock()
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._remembered = remembered_queries
 
-    def refresh(self, experts: list[ExpertOut], fingerprint: str) -> None:
-        if fingerprint == self._fingerprint:
+    # ---- fitting -------------------------------------------------------------------------------
+    def refresh(self, experts: list[ExpertOut], fingerprint: str, *, force: bool = False) -> None:
+        if fingerprint == self._fingerprint and not force:
             return
         with self._lock:
-            if fingerprint == self._fingerprint:
+            if fingerprint == self._fingerprint and not force:
                 return
+            context = FitContext(self.encoder, self.outcomes, self.state_dir)
             fitted: dict[str, RoutingStrategy] = {}
             for name, factory in STRATEGIES.items():
-                strategy = factory()
-                strategy.fit(experts, self.encoder)
+                strategy = self._strategies.get(name) or factory()  # reuse: kNN updates incrementally
+                if isinstance(strategy, HeadStrategy) and self.fitted is not None:
+                    strategy.pretrained = self.fitted.head
+                strategy.fit(experts, context)
                 fitted[name] = strategy
             self._strategies, self._experts, self._fingerprint = fitted, experts, fingerprint
 
-    def route(self, query: str, strategy: str | None = None, k: int = 1) -> RoutingDecision:
-        name = strategy or DEFAULT_STRATEGY
+    @property
+    def experts(self) -> list[ExpertOut]:
+        return self._experts
+
+    def strategy(self, name: str) -> RoutingStrategy:
+        return self._strategies[name]
+
+    # ---- routing -------------------------------------------------------------------------------
+    def _check(self, spec: RouteSpec, k: int, p: float | None) -> tuple[str, DispatchConfig]:
+        name = spec.strategy or self.default_strategy
         if name not in STRATEGIES:
             known = ", ".join(sorted(STRATEGIES))
             raise InvalidRequest(f"unknown routing strategy '{name}' (known: {known})", param="model")
-        if k < 1:
-            raise InvalidRequest("k must be at least 1", param="k")
+        config = DispatchConfig(
+            k=spec.k or k,
+            p=spec.p if spec.p is not None else p,
+            shared=self.dispatch_config.shared,
+            null_threshold=self._null_threshold(),
+            fallback=self.dispatch_config.fallback,
+        ).validated()
         if not self._experts:
             raise NoExpertAvailable("no expert is enabled; add or enable one in the registry")
+        return name, config
+
+    def _null_threshold(self) -> float | None:
+        if self.dispatch_config.null_threshold is not None:
+            return self.dispatch_config.null_threshold
+        return self.fitted.null_threshold if self.fitted else None
+
+    def _spec(self, strategy: str | None) -> RouteSpec:
+        if strategy is None:
+            return RouteSpec()
+        try:
+            return parse_route_model(strategy)
+        except NotFound as exc:
+            raise InvalidRequest(f"unknown routing strategy '{strategy}': {exc.message}", param="model") from None
+
+    def route(self, query: str, strategy: str | None = None, k: int = 1, p: float | None = None) -> RoutingDecision:
+        spec = self._spec(strategy)
+        name, config = self._check(spec, k, p)
         started = time.perf_counter()
-        truncated = len(query) > self.max_query_chars
-        vector = self.encoder.encode([query[: self.max_query_chars]])[0]
+        text, truncated = self._clip(query)
+        vector = self.encoder.encode_uncached([text])[0]
+        return self._decide(query, vector, name, spec, config, truncated, started)
+
+    async def aroute(
+        self, query: str, strategy: str | None = None, k: int = 1, p: float | None = None
+    ) -> RoutingDecision:
+        """Like `route`, but concurrent callers share one encoder call (micro-batched)."""
+        spec = self._spec(strategy)
+        name, config = self._check(spec, k, p)
+        started = time.perf_counter()
+        text, truncated = self._clip(query)
+        vector = await self.batcher.encode(text)
+        return self._decide(query, vector, name, spec, config, truncated, started)
+
+    def _clip(self, query: str) -> tuple[str, bool]:
+        return query[: self.max_query_chars], len(query) > self.max_query_chars
+
+    def _decide(
+        self,
+        query: str,
+        vector: np.ndarray,
+        name: str,
+        spec: RouteSpec,
+        config: DispatchConfig,
+        truncated: bool,
+        started: float,
+    ) -> RoutingDecision:
         encoded = time.perf_counter()
-        scores = self._strategies[name].score(vector)
+        strategy = self._strategies[name]
+        if spec.share is not None and isinstance(strategy, CostStrategy):
+            scores = strategy.score_with(vector, spec.share)
+        else:
+            scores = strategy.score(vector)
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        chosen = ranked[:k]
-        total = sum(s for _, s in chosen) or 1.0
+        in_scope = self._in_scope(strategy, vector, ranked)
+        chosen = dispatch(ranked, in_scope, config)
+        query_id = self._remember(query)
+        skills = self._strategies["skills"].skills_of(vector) if "skills" in self._strategies else []
         done = time.perf_counter()
         return RoutingDecision(
             strategy=name,
-            experts=[ExpertScore(name=n, score=s / total) for n, s in chosen],
+            experts=[ExpertScore(name=n, score=s) for n, s in chosen.experts],
             candidates=[ExpertScore(name=n, score=s) for n, s in ranked],
-            confidence=ranked[0][1],
-            aggregator="pass-through" if len(chosen) == 1 else "majority-vote",
+            skills=skills,
+            confidence=ranked[0][1] if ranked else 0.0,
+            aggregator="pass-through" if len(chosen.experts) == 1 else "majority-vote",
             truncated=truncated,
             timings_ms={"encode": (encoded - started) * 1e3, "score": (done - encoded) * 1e3},
+            query_id=query_id,
+            out_of_scope=chosen.out_of_scope,
+            in_scope_score=in_scope,
         )
+
+    def _in_scope(self, strategy: RoutingStrategy, vector: np.ndarray, ranked: list[tuple[str, float]]) -> float:
+        if self.fitted is not None and self.fitted.head is not None:
+            return self.fitted.head.in_scope(vector.reshape(1, -1))[0]
+        return ranked[0][1] if ranked else 0.0
+
+    # ---- feedback ------------------------------------------------------------------------------
+    def _remember(self, query: str) -> str:
+        query_id = f"rq-{uuid.uuid4().hex}"
+        with self._lock:
+            self._recent[query_id] = query
+            while len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
+        return query_id
+
+    def recall(self, query_id: str) -> str | None:
+        return self._recent.get(query_id)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Learn from one new outcome now: profiles and quality predictions update without a refit."""
+        self.outcomes.add(outcome)
+        vector = self.encoder.encode([outcome.query[: self.max_query_chars]])[0]
+        for strategy in self._strategies.values():
+            if isinstance(strategy, CostStrategy):
+                strategy.observe(vector, outcome.expert, outcome.score, key=outcome.query_id or outcome.query)
+            elif isinstance(strategy, LearnsOnline):
+                strategy.observe(vector, outcome.expert, outcome.score)
+
+    def close(self) -> None:
+        self.batcher.close()
+
+
+def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
+    """The app's router: state under the data dir, outcomes loaded from the DB, dispatch from settings."""
+    from router.encoder import Encoder
+    from router.outcome_store import OutcomeStore
+
+    with session_scope(sessions) as session:
+        outcomes = OutcomeStore(session).load(settings.router_max_outcomes)
+    config = DispatchConfig(
+        shared=settings.router_shared_expert,
+        fallback=settings.router_fallback_expert,
+        null_threshold=settings.router_null_threshold,
+    )
+    return Router(
+        Encoder(),
+        settings.max_query_chars,
+        state_dir=settings.data_dir / "router",
+        outcomes=outcomes,
+        default_strategy=settings.router_strategy,
+        dispatch_config=config,
+    )

@@ -36,7 +36,8 @@ async def route(body: RouteRequest, runtime: RuntimeDep) -> RoutingDecision:
     if target.expert:
         raise InvalidRequest("/v1/route takes a routing model (moe:auto or moe:<strategy>)", param="model")
     await asyncio.to_thread(runtime.refresh_router)
-    return await asyncio.to_thread(runtime.router.route, body.query, target.strategy, body.k)
+    # aroute: concurrent requests share one encoder call (micro-batched), no thread per request.
+    return await runtime.router.aroute(body.query, target.strategy, body.k)
 
 
 @router.get("/healthz", tags=["health"])

@@ -1,0 +1,151 @@
+"""`moe router fit`, `moe eval routing`, `moe eval cost-quality`: thin faces over router.fitting/evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from core.errors import InvalidRequest, MoEError
+from core.settings import get_settings
+
+router_app = typer.Typer(help="Fit the router's heads and thresholds.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate routing quality and cost-quality trade-offs.", no_args_is_help=True)
+console = Console(stderr=True)
+
+ExemplarsOpt = Annotated[Path, typer.Option("--exemplars", help="JSONL {text, label} the router learns from.")]
+LabelOpt = Annotated[str, typer.Option("--label-field", help="Field holding the label (the expert).")]
+FineOpt = Annotated[str | None, typer.Option("--fine-label-field", help="Optional finer label, e.g. intent.")]
+OosOpt = Annotated[str, typer.Option("--oos-label", help="Label meaning out-of-scope (null expert).")]
+
+
+def _fail(exc: MoEError) -> None:
+    console.print(f"[red]error[/red]: {exc.message}")
+    raise typer.Exit(code=2)
+
+
+def _encoder() -> Any:
+    from router.encoder import Encoder
+
+    return Encoder()
+
+
+def _fit(exemplars: Path, validation: Path | None, label: str, fine: str | None, oos: str, recall: float) -> Any:
+    from router.data import load_examples
+    from router.fitting import fit_router
+
+    train = load_examples(exemplars, label, fine_field=fine)
+    held = load_examples(validation, label, fine_field=fine) if validation else None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("encoding exemplars", total=None)
+        fitted = fit_router(
+            _encoder(), train, held, oos_label=oos, target_oos_recall=recall,
+            progress=lambda what: bar.update(task, description=what),
+        )  # fmt: skip
+    return fitted
+
+
+@router_app.command("fit")
+def fit(
+    exemplars: ExemplarsOpt,
+    validation: Annotated[Path | None, typer.Option(help="JSONL to tune the null-expert threshold on.")] = None,
+    label_field: LabelOpt = "label",
+    fine_label_field: FineOpt = None,
+    oos_label: OosOpt = "oos",
+    target_oos_recall: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+) -> None:
+    """Fit the head on EXEMPLARS and the null-expert threshold on VALIDATION; the server loads them at start."""
+    try:
+        fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, target_oos_recall)
+    except MoEError as exc:
+        _fail(exc)
+    path = fitted.save(get_settings().data_dir / "router")
+    experts = fitted.head.experts if fitted.head else []
+    typer.echo(json.dumps({"saved": str(path), "experts": experts, "null_threshold": fitted.null_threshold}))
+
+
+@eval_app.command("routing")
+def eval_routing(
+    exemplars: ExemplarsOpt,
+    test: Annotated[Path, typer.Option("--test", help="JSONL {text, label} to score.")],
+    label_field: LabelOpt = "label",
+    fine_label_field: FineOpt = None,
+    oos_label: OosOpt = "oos",
+    validation: Annotated[Path | None, typer.Option(help="Fit the head + null threshold (tuned here).")] = None,
+    strategy: Annotated[str, typer.Option(help="Strategy when no --validation is given.")] = "knn",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a confusion matrix PNG here.")] = None,
+) -> None:
+    """Route every TEST text and print accuracy, macro-F1, per-class and OOS recall, abstain rate, latency."""
+    from router.data import load_examples
+    from router.evaluation import evaluate_fitted, evaluate_router, experts_from_examples
+    from router.router import Router
+
+    try:
+        rows = load_examples(test, label_field, fine_field=fine_label_field)
+        if validation:
+            fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, 0.9)
+            report = evaluate_fitted(fitted, _encoder(), rows, oos_label)
+        else:
+            router = Router(_encoder())
+            train = load_examples(exemplars, label_field, fine_field=fine_label_field)
+            router.refresh(experts_from_examples(train, oos_label), "eval")
+            report = evaluate_router(router, rows, strategy, oos_label)
+    except MoEError as exc:
+        _fail(exc)
+    predicted = report.pop("predicted")
+    if plot:
+        from router.plots import confusion_png
+
+        confusion_png([e.label for e in rows], predicted, plot)
+    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
+
+
+def _outcome_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InvalidRequest(f"no such file: {path}", param=str(path))
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            row = json.loads(line)
+            if not isinstance(row.get("query"), str) or not isinstance(row.get("outcomes"), dict):
+                raise InvalidRequest(f"{path}:{number}: needs 'query' (text) and 'outcomes' (expert -> score)")
+            rows.append({"query": row["query"], "outcomes": {k: float(v) for k, v in row["outcomes"].items()}})
+    if not rows:
+        raise InvalidRequest(f"{path} has no rows", param=str(path))
+    return rows
+
+
+@eval_app.command("cost-quality")
+def eval_cost_quality(
+    outcomes: Annotated[Path, typer.Option(help="JSONL {query, outcomes: {expert: score}} to learn from.")],
+    test: Annotated[Path, typer.Option(help="JSONL in the same shape to score.")],
+    strong: Annotated[str | None, typer.Option(help="Expensive expert (default: best mean outcome).")] = None,
+    weak: Annotated[str | None, typer.Option(help="Cheap expert (default: worst mean outcome).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write the quality vs strong-call curve PNG here.")] = None,
+) -> None:
+    """RouteLLM's metrics (APGR, CPT(50%), CPT(80%)) for the outcome-kNN cost-quality router."""
+    from router.evaluation import cost_quality
+
+    try:
+        train, rows = _outcome_rows(outcomes), _outcome_rows(test)
+        means: dict[str, list[float]] = {}
+        for row in train:
+            for expert, score in row["outcomes"].items():
+                means.setdefault(expert, []).append(score)
+        ranked = sorted(means, key=lambda e: sum(means[e]) / len(means[e]))
+        if len(ranked) < 2:
+            raise InvalidRequest("the outcomes name fewer than two experts", param="outcomes")
+        report = cost_quality(_encoder(), train, rows, strong or ranked[-1], weak or ranked[0])
+    except MoEError as exc:
+        _fail(exc)
+    if plot:
+        from router.plots import curve_png
+
+        curve_png(report["points"], report["strong_quality"], report["weak_quality"], plot)
+    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))

@@ -1,0 +1,85 @@
+"""`moe router fit`: a head on labelled exemplars, and the null-expert threshold tuned on validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from core.errors import InvalidRequest
+from router.data import Example
+from router.encoder import TextEncoder
+from router.fitted import FittedHead, FittedRouter
+from router.heads import CosineHead
+from router.metrics import OOS
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def fit_head(encoder: TextEncoder, exemplars: list[Example], oos_label: str = OOS, epochs: int = 15) -> FittedHead:
+    in_scope = [e for e in exemplars if e.label != oos_label]
+    if len({e.label for e in in_scope}) < 2:
+        raise InvalidRequest("the exemplars need at least two labels (besides out-of-scope)", param="exemplars")
+    expert_of: dict[str, str] = {}
+    for e in in_scope:
+        if expert_of.setdefault(e.fine, e.label) != e.label:
+            raise InvalidRequest(f"fine label '{e.fine}' appears under two labels", param="exemplars")
+    vectors = encoder.encode([e.text for e in in_scope], batch_size=128)
+    head = CosineHead(epochs=epochs).fit(vectors, [e.fine for e in in_scope])
+    return FittedHead(head, expert_of)
+
+
+def tune_null_threshold(
+    scores: np.ndarray, correct: np.ndarray, is_oos: np.ndarray, target_oos_recall: float = 0.9
+) -> float | None:
+    """Highest in-scope accuracy among thresholds that abstain on >= target of the OOS rows.
+
+    A query is out of scope when its in-scope score < threshold. Without OOS rows there is nothing
+    to tune on: None (no null expert)."""
+    if not is_oos.any():
+        return None
+    candidates = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, 1001)))
+    best: tuple[float, float] | None = None
+    for threshold in candidates:
+        abstain = scores < threshold
+        recall = abstain[is_oos].mean()
+        accuracy = (~abstain[~is_oos] & correct[~is_oos]).mean() if (~is_oos).any() else 0.0
+        if recall >= target_oos_recall and (best is None or accuracy > best[1]):
+            best = (float(threshold), float(accuracy))
+    return best[0] if best else float(candidates[-1])
+
+
+def predict(fitted: FittedRouter, vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+    if fitted.head is None:
+        raise InvalidRequest("nothing fitted yet; run `moe router fit` first", param="router")
+    experts, probs = fitted.head.expert_proba(vectors)
+    return [experts[i] for i in probs.argmax(1)], np.asarray(fitted.head.in_scope(vectors))
+
+
+def fit_router(
+    encoder: TextEncoder,
+    exemplars: list[Example],
+    validation: list[Example] | None = None,
+    *,
+    oos_label: str = OOS,
+    target_oos_recall: float = 0.9,
+    epochs: int = 15,
+    progress: Progress = _quiet,
+) -> FittedRouter:
+    progress("fitting the head")
+    head = fit_head(encoder, exemplars, oos_label, epochs)
+    fitted = FittedRouter(head=head)
+    if validation:
+        progress("tuning the null-expert threshold")
+        vectors = encoder.encode([e.text for e in validation], batch_size=128)
+        predicted, scores = predict(fitted, vectors)
+        truth = np.array([e.label for e in validation])
+        correct = np.array(predicted) == truth
+        is_oos = truth == oos_label
+        fitted.null_threshold = tune_null_threshold(scores, correct, is_oos, target_oos_recall)
+        fitted.report = {"validation_rows": float(len(validation)), "validation_oos_rows": float(is_oos.sum())}
+    return fitted

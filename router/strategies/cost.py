@@ -1,0 +1,105 @@
+"""Cost-quality: the cheapest expert whose predicted quality is close enough to the best.
+
+Quality per expert comes from outcomes of similar past queries (`QualityModel`). The knob is a
+tolerated quality gap tau, calibrated to a target share of calls to the most expensive expert the
+way RouteLLM's `calibrate_threshold` does it: a quantile of the per-query "expensive advantage"
+g(x) = best predicted quality - best predicted quality among the cheaper experts. With two experts
+g is exactly the strong model's predicted win margin; with N it is the same rule, applied in cost order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.errors import InvalidRequest
+from experts.schemas import ExpertOut
+from router.quality import QualityModel
+from router.strategies.base import FitContext, uniform
+
+
+def expensive_advantage(quality: np.ndarray) -> np.ndarray:
+    """g(x) per row of a [n, experts-in-cost-order] matrix."""
+    if quality.shape[1] < 2:
+        return np.zeros(len(quality))
+    return quality.max(1) - quality[:, :-1].max(1)
+
+
+def calibrate_threshold(advantage: np.ndarray, expensive_share: float) -> float:
+    """tau such that about `expensive_share` of the calibration queries go to the most expensive expert."""
+    if not 0.0 <= expensive_share <= 1.0:
+        raise InvalidRequest(f"the expensive-call share must lie in [0, 1], got {expensive_share}", param="model")
+    if not len(advantage):
+        return 0.0
+    if expensive_share <= 0.0:
+        return float(np.inf)
+    if expensive_share >= 1.0:
+        return float(-np.inf)  # the extremes hold for unseen queries too, not only the calibration set
+    return float(np.quantile(advantage, 1.0 - expensive_share))
+
+
+def choose(quality: np.ndarray, tau: float) -> int:
+    """Index (cost order) of the cheapest expert within tau of the best; the most expensive if none is."""
+    best = float(quality.max())
+    if len(quality) == 1 or float(expensive_advantage(quality.reshape(1, -1))[0]) >= tau:
+        return len(quality) - 1
+    return int(np.flatnonzero(quality[:-1] >= best - tau)[0])
+
+
+class CostStrategy:
+    name = "cost"
+
+    def __init__(self, expensive_share: float = 0.5, neighbours: int = 64) -> None:
+        self.expensive_share = expensive_share
+        self.neighbours = neighbours
+        self.order: list[str] = []  # expert names, cheapest first
+        self.model: QualityModel | None = None
+        self._calibration: np.ndarray = np.zeros(0)
+        self._taus: dict[float, float] = {}
+
+    def fit(self, experts: list[ExpertOut], context: FitContext) -> None:
+        self.order = [e.name for e in sorted(experts, key=lambda e: (e.cost_per_1k_tokens, e.name))]
+        self.model = QualityModel(context.encoder.dim, self.order, self.neighbours)
+        outcomes = [o for o in context.outcomes if o.expert in self.order]
+        if outcomes:
+            keys = [o.query_id or o.query for o in outcomes]
+            unique = list(dict.fromkeys(o.query for o in outcomes))
+            vectors = context.encoder.encode(unique)
+            by_query = dict(zip(unique, vectors, strict=True))
+            stacked = np.stack([by_query[o.query] for o in outcomes])
+            self.model.add_many(keys, stacked, [o.expert for o in outcomes], [o.score for o in outcomes])
+        self._recalibrate()
+
+    def _recalibrate(self) -> None:
+        model = self.model
+        self._taus = {}
+        if model is None or not len(model):
+            self._calibration = np.zeros(0)
+            return
+        keys = list(model.rows)
+        vectors = np.vstack([model.index.reconstruct(i) for i in range(len(keys))])
+        self._calibration = expensive_advantage(model.predict(vectors, exclude=keys))
+
+    def tau(self, share: float) -> float:
+        if share not in self._taus:
+            self._taus[share] = calibrate_threshold(self._calibration, share)
+        return self._taus[share]
+
+    def quality(self, query: np.ndarray) -> dict[str, float]:
+        if self.model is None:
+            return uniform(self.order)
+        return dict(zip(self.order, self.model.predict(query.reshape(1, -1))[0].tolist(), strict=True))
+
+    def score(self, query: np.ndarray) -> dict[str, float]:
+        return self.score_with(query, self.expensive_share)
+
+    def score_with(self, query: np.ndarray, share: float) -> dict[str, float]:
+        """All weight on the chosen expert; `quality` says why."""
+        if not self.order:
+            return {}
+        quality = np.array(list(self.quality(query).values()))
+        chosen = choose(quality, self.tau(share))
+        return {name: 1.0 if i == chosen else 0.0 for i, name in enumerate(self.order)}
+
+    def observe(self, query: np.ndarray, expert: str, score: float, key: str | None = None) -> None:
+        if self.model is not None:
+            self.model.add(key or f"v:{hash(query.tobytes())}", query, expert, score)

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.encoder import Encoder
+from router.outcomes import Outcome, OutcomeLog
+from router.router import Router
+from router.strategies.base import FitContext
+from router.strategies.cost import CostStrategy, calibrate_threshold, choose
+from router.strategies.head import HeadStrategy
+from router.strategies.knn import KnnStrategy
+from router.strategies.skills import SkillStrategy
+from tests.router.conftest import make_expert
+
+COOK = ["how long do I boil an egg", "a recipe for pancakes", "how to roast vegetables", "bake bread at home"]
+BANK = ["what is my account balance", "transfer money to savings", "my card was declined", "pay my credit card bill"]
+TRAVEL = ["book a flight to Paris", "do I need a visa for Japan", "find a hotel in Rome", "rent a car at the airport"]
+
+
+def test_knn_updates_incrementally_and_reloads_its_index(encoder: Encoder, tmp_path: Path) -> None:
+    context = FitContext(encoder, state_dir=tmp_path)
+    knn = KnnStrategy()
+    knn.fit([make_expert("cook", COOK), make_expert("bank", BANK)], context)
+    assert knn.last_encoded == 8 and (tmp_path / "knn.faiss").is_file()
+    knn.fit([make_expert("cook", COOK), make_expert("bank", BANK), make_expert("travel", TRAVEL)], context)
+    assert knn.last_encoded == 4  # only the new expert's exemplars were encoded
+    knn.fit([make_expert("cook", COOK[:2]), make_expert("travel", TRAVEL)], context)
+    assert knn.last_encoded == 0 and len(knn.index or []) == 6  # removals need no encoding
+    query = encoder.encode(["cheap flights to Madrid"])[0]
+    reloaded = KnnStrategy()
+    reloaded.fit([make_expert("cook", COOK[:2]), make_expert("travel", TRAVEL)], context)
+    assert reloaded.last_encoded == 0  # everything came from disk
+    assert max(reloaded.score(query), key=reloaded.score(query).get) == "travel"
+    assert reloaded.score(query) == pytest.approx(knn.score(query))
+
+
+def test_head_gives_calibrated_probabilities(encoder: Encoder) -> None:
+    head = HeadStrategy()
+    head.fit([make_expert("cook", COOK), make_expert("bank", BANK), make_expert("travel", TRAVEL)], FitContext(encoder))
+    scores = head.score(encoder.encode(["how do I make a cake"])[0])
+    assert sum(scores.values()) == pytest.approx(1.0)
+    assert max(scores, key=scores.get) == "cook"
+    assert 0.34 < scores["cook"] < 0.999  # calibrated: confident, not certain on 4 exemplars
+
+
+def test_skill_profiles_follow_outcomes(encoder: Encoder) -> None:
+    experts = [make_expert("mathy", [], skills=["algebra"]), make_expert("wordy", [], skills=["poetry"])]
+    outcomes = OutcomeLog()
+    # mathy turns out bad at algebra and wordy good at it: the profile must follow the evidence.
+    for q in ["solve 3x + 2 = 11", "factor x^2 - 9", "simplify (a+b)^2", "solve for y: 2y = 8"]:
+        outcomes.add(Outcome(q, "mathy", 0.0, ("algebra",)))
+        outcomes.add(Outcome(q, "wordy", 1.0, ("algebra",)))
+    skills = SkillStrategy()
+    skills.fit(experts, FitContext(encoder, outcomes))
+    query = encoder.encode(["solve the equation 5x - 1 = 9"])[0]
+    assert skills.tag(query)[0] == "algebra"
+    assert max(skills.score(query), key=skills.score(query).get) == "wordy"
+    fresh = SkillStrategy()
+    fresh.fit(experts, FitContext(encoder))  # no outcomes: declared skills decide
+    assert max(fresh.score(query), key=fresh.score(query).get) == "mathy"
+    for _ in range(12):  # online feedback flips it back without a refit
+        skills.observe(query, "mathy", 1.0)
+        skills.observe(query, "wordy", 0.0)
+    assert max(skills.score(query), key=skills.score(query).get) == "mathy"
+
+
+def test_cost_threshold_is_a_quantile_and_choice_follows_cost_order() -> None:
+    advantage = np.linspace(0.0, 1.0, 101)
+    tau = calibrate_threshold(advantage, 0.3)
+    assert (advantage >= tau).mean() == pytest.approx(0.3, abs=0.011)
+    assert choose(np.array([0.6, 0.9]), tau=0.5) == 0
+    assert choose(np.array([0.6, 0.9]), tau=0.2) == 1
+    assert choose(np.array([0.5, 0.85, 0.9]), tau=0.1) == 1  # N experts: the middle one is good enough
+
+
+def test_cost_strategy_sends_hard_queries_to_the_expensive_expert(encoder: Encoder) -> None:
+    outcomes = OutcomeLog()
+    hard = ["prove the integral of x^2 is x^3/3", "derive the eigenvalues of this matrix", "solve this PDE"]
+    easy = ["hello, how are you today", "tell me a joke", "what's a nice greeting"]
+    for q in hard:
+        outcomes.extend([Outcome(q, "small", 0.0), Outcome(q, "large", 1.0)])
+    for q in easy:
+        outcomes.extend([Outcome(q, "small", 1.0), Outcome(q, "large", 1.0)])
+    cost = CostStrategy(neighbours=3)
+    cost.fit([make_expert("small", [], cost=0.1), make_expert("large", [], cost=3.0)], FitContext(encoder, outcomes))
+    assert cost.order == ["small", "large"]
+    pick = lambda text, share: max(s := cost.score_with(encoder.encode([text])[0], share), key=s.get)  # noqa: E731
+    assert pick("compute the eigenvalues of a 3x3 matrix", 0.5) == "large"
+    assert pick("hi there, how is it going", 0.5) == "small"
+    assert pick("hi there, how is it going", 1.0) == "large"  # share 1: everything goes to the expensive one
+
+
+def test_router_feedback_and_micro_batching(encoder: Encoder) -> None:
+    router = Router(encoder)
+    router.refresh([make_expert("cook", COOK), make_expert("bank", BANK), make_expert("travel", TRAVEL)], "v1")
+    decision = router.route("where can I fly cheaply next week", strategy="knn-topp-0.99")
+    assert decision.query_id and router.recall(decision.query_id) == "where can I fly cheaply next week"
+    assert decision.experts[0].name == "travel"
+
+    async def many() -> list[str]:
+        texts = [f"flight number {i} to Lisbon" for i in range(24)]
+        decisions = await asyncio.gather(*(router.aroute(t) for t in texts))
+        return [d.experts[0].name for d in decisions]
+
+    before = router.batcher.batches
+    assert set(asyncio.run(many())) == {"travel"}
+    assert router.batcher.batches - before < 24  # concurrent queries shared encoder calls
+    router.close()
