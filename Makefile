@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install serve test lint format bench clean
+.PHONY: install browser serve test lint format bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml
 serve: install
 	$(BIN)/moe serve
 
-test: install
+# The admin UI is tested in Debian's Chromium (playwright drives it; it never downloads a browser).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -15,6 +18,8 @@ from experts.schemas import ExpertOut
 from router.router import Router, build_router
 from workers.executor import Executor
 from workers.inprocess import InProcessExecutor
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -38,6 +43,15 @@ class Runtime:
 
     def repository(self, session: Session) -> ExpertRepository:
         return ExpertRepository(session, self.settings.model_dir, check_base_model)
+
+    async def in_registry(self, action: Callable[[ExpertRepository], T]) -> T:
+        """Run `action` on the registry in one transaction, off the event loop."""
+
+        def run() -> T:
+            with session_scope(self.sessions) as session:
+                return action(self.repository(session))
+
+        return await asyncio.to_thread(run)
 
     def refresh_router(self) -> list[ExpertOut]:
         """Refit the router if the registry changed since the last call (cheap when it did not)."""

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from agents.graph import QueryGraph
 from agents.runtime import Runtime
 from api.errors import install_error_handlers
-from api.routes import catalog, chat, feedback
+from api.metrics import install_metrics
+from api.routes import admin_experts, catalog, chat, feedback
 from core.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="moe-router", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
+    install_metrics(app)
     app.include_router(chat.router)
     app.include_router(catalog.router)
     app.include_router(feedback.router)
+    app.include_router(admin_experts.router)
+    app.mount("/admin/ui", StaticFiles(directory=STATIC_DIR, html=True), name="admin-ui")
     return app

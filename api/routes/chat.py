@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 from sse_starlette.sse import EventSourceResponse
@@ -101,10 +101,14 @@ async def _chunks(body: dict[str, Any]) -> AsyncIterator[str]:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, graph: GraphDep) -> Any:
+async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, graph: GraphDep, http: Request) -> Any:
     target = resolve_model(body.model)
     request = generation_request(body, runtime.settings)
     state = await graph.run(request, strategy=target.strategy, expert=target.expert, k=body.k)
+    metrics = http.app.state.metrics
+    for answer in state["answers"]:
+        metrics.expert_calls.labels(answer.expert, state["decision"].strategy).inc()
+        metrics.tokens.labels(answer.expert).inc(answer.completion_tokens)
     completion = completion_body(body.model, state)
     if body.stream:
         return EventSourceResponse(_chunks(completion))
