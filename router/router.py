@@ -105,7 +105,7 @@ class Router:
             known = ", ".join(sorted(STRATEGIES))
             raise InvalidRequest(f"unknown routing strategy '{name}' (known: {known})", param="model")
         config = DispatchConfig(
-            k=spec.k or k,
+            k=spec.k if spec.k is not None else k,
             p=spec.p if spec.p is not None else p,
             shared=self.dispatch_config.shared,
             null_threshold=self._null_threshold(),
