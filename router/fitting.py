@@ -10,7 +10,7 @@ from core.errors import InvalidRequest
 from router.data import Example
 from router.encoder import TextEncoder
 from router.fitted import FittedHead, FittedRouter
-from router.heads import CosineHead
+from router.heads import CosineHead, LogisticHead
 from router.metrics import OOS
 
 Progress = Callable[[str], None]
@@ -20,7 +20,9 @@ def _quiet(_: str) -> None:
     return None
 
 
-def fit_head(encoder: TextEncoder, exemplars: list[Example], oos_label: str = OOS, epochs: int = 15) -> FittedHead:
+def fit_head(
+    encoder: TextEncoder, exemplars: list[Example], oos_label: str = OOS, kind: str = "logistic", epochs: int = 15
+) -> FittedHead:
     in_scope = [e for e in exemplars if e.label != oos_label]
     if len({e.label for e in in_scope}) < 2:
         raise InvalidRequest("the exemplars need at least two labels (besides out-of-scope)", param="exemplars")
@@ -29,7 +31,8 @@ def fit_head(encoder: TextEncoder, exemplars: list[Example], oos_label: str = OO
         if expert_of.setdefault(e.fine, e.label) != e.label:
             raise InvalidRequest(f"fine label '{e.fine}' appears under two labels", param="exemplars")
     vectors = encoder.encode([e.text for e in in_scope], batch_size=128)
-    head = CosineHead(epochs=epochs).fit(vectors, [e.fine for e in in_scope])
+    fine = [e.fine for e in in_scope]
+    head = CosineHead(epochs=epochs).fit(vectors, fine) if kind == "cosine" else LogisticHead().fit(vectors, fine)
     return FittedHead(head, expert_of)
 
 
@@ -67,12 +70,14 @@ def fit_router(
     *,
     oos_label: str = OOS,
     target_oos_recall: float = 0.9,
-    epochs: int = 15,
+    kind: str = "logistic",
     progress: Progress = _quiet,
 ) -> FittedRouter:
     progress("fitting the head")
-    head = fit_head(encoder, exemplars, oos_label, epochs)
+    head = fit_head(encoder, exemplars, oos_label, kind)
     fitted = FittedRouter(head=head)
+    # Out-of-scope exemplars cannot train a class, but they do teach the null expert its threshold.
+    validation = [*(validation or []), *(e for e in exemplars if e.label == oos_label)] if validation else None
     if validation:
         progress("tuning the null-expert threshold")
         vectors = encoder.encode([e.text for e in validation], batch_size=128)

@@ -72,3 +72,39 @@ class CosineHead:
         logits = self.scale * self.cosines(vectors)
         top = logits.max(1)
         return top + np.log(np.exp(logits - top[:, None]).sum(1))
+
+
+class LogisticHead:
+    """Multinomial logistic regression; in-scope score = log-sum-exp of its logits (negative energy).
+
+    Energy keeps the information softmax throws away: an out-of-scope query tends to have *all*
+    logits low, even when one of them wins the softmax by a wide margin."""
+
+    def __init__(self, c: float = 20.0) -> None:
+        self.c = c
+        self.labels: list[str] = []
+        self.model: object | None = None
+
+    def fit(self, vectors: np.ndarray, labels: list[str]) -> LogisticHead:
+        from sklearn.linear_model import LogisticRegression
+
+        self.labels = sorted(set(labels))
+        y = np.array([self.labels.index(label) for label in labels])
+        self.model = LogisticRegression(C=self.c, max_iter=3000).fit(vectors, y)
+        return self
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        if self.model is None:
+            raise RuntimeError("the head is not fitted")
+        return np.asarray(self.model.decision_function(vectors), dtype=np.float64)  # type: ignore[attr-defined]
+
+    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
+        logits = self.logits(vectors)
+        logits -= logits.max(1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(1, keepdims=True)
+
+    def in_scope(self, vectors: np.ndarray) -> np.ndarray:
+        logits = self.logits(vectors)
+        top = logits.max(1)
+        return top + np.log(np.exp(logits - top[:, None]).sum(1))

@@ -1,0 +1,149 @@
+"""Routing latency and throughput against the bare encoder, measured in one run.
+
+1. One query at a time, in one process: router.route(q) vs encoder.encode([q]) on the same texts,
+   interleaved so machine noise hits both alike. Target: median ratio <= 1.1.
+2. 64 concurrent HTTP clients on POST /v1/route (a real uvicorn server on loopback; the clients run
+   in a separate process so they do not share the server's GIL) vs the encoder's batched throughput
+   (batches of 64 of the same texts). Target: ratio >= 0.9. Concurrent requests are micro-batched.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from routing_common import emit, read_jsonl
+
+from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.settings import Settings
+from experts.repository import ExpertRepository
+from experts.schemas import ExpertSpec
+from router.data import Example
+from router.encoder import Encoder
+from router.evaluation import experts_from_examples
+from router.router import Router
+
+CLIENT = r"""
+import asyncio, json, sys, time, httpx
+url, texts, clients = sys.argv[1], json.loads(sys.stdin.read()), int(sys.argv[2])
+async def main():
+    queue = list(texts)
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as http:
+        async def worker():
+            while queue:
+                r = await http.post(url, json={"query": queue.pop()})
+                assert r.status_code == 200, r.text
+        await http.post(url, json={"query": "warm up"})
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        print(json.dumps({"seconds": time.perf_counter() - start}))
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def registry(per_domain: int = 40) -> list[ExpertSpec]:
+    rows = [r for r in read_jsonl("clinc_dev.jsonl") if r["domain"] != "oos"]
+    examples = [Example(r["text"], r["domain"], r["domain"]) for r in rows]
+    return [
+        ExpertSpec(name=e.name, kind="litellm", litellm_model=f"openai/{e.name}", exemplars=e.exemplars[:per_domain])
+        for e in experts_from_examples(examples)
+    ]
+
+
+def single_query(encoder: Encoder, texts: list[str]) -> dict[str, float]:
+    router = Router(encoder)
+    router.refresh(experts_from_examples([Example(t, s.name, s.name) for s in registry() for t in s.exemplars]), "b")
+    bare, routed = [], []
+    for text in texts[:10]:
+        router.route(text), encoder.encode([text])  # warm-up
+    for text in texts:
+        t0 = time.perf_counter()
+        encoder.encode([text], batch_size=1)
+        t1 = time.perf_counter()
+        router.route(text)
+        t2 = time.perf_counter()
+        bare.append(t1 - t0)
+        routed.append(t2 - t1)
+    return {
+        "encoder_p50_ms": statistics.median(bare) * 1e3,
+        "route_p50_ms": statistics.median(routed) * 1e3,
+        "ratio": statistics.median(routed) / statistics.median(bare),
+    }
+
+
+def batched_throughput(encoder: Encoder, texts: list[str], batch: int = 64) -> float:
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        encoder.encode(texts[i : i + batch], batch_size=batch)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def http_throughput(texts: list[str], clients: int) -> float:
+    import uvicorn
+
+    from api.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp))  # type: ignore[call-arg]
+        settings.ensure_dirs()
+        migrate(settings.sqlalchemy_url)
+        engine = make_engine(settings.sqlalchemy_url)
+        with session_scope(make_session_factory(engine)) as session:
+            repo = ExpertRepository(session, settings.model_dir)
+            for spec in registry():
+                repo.add(spec)
+        engine.dispose()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.1)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", CLIENT, f"http://127.0.0.1:{port}/v1/route", str(clients)],
+                input=json.dumps(texts), capture_output=True, text=True, check=True,
+            )  # fmt: skip
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    return len(texts) / json.loads(out.stdout)["seconds"]
+
+
+def main() -> None:
+    started = time.perf_counter()
+    texts = [r["text"] for r in read_jsonl("clinc_val.jsonl")]
+    encoder = Encoder()
+    single = single_query(encoder, texts[:200])
+    load = texts[:1024]
+    batched = batched_throughput(encoder, load)
+    served = http_throughput(load, clients=64)
+    batched_after = batched_throughput(encoder, load)  # the machine is shared: bracket the HTTP run
+    baseline = (batched + batched_after) / 2
+    emit({
+        "bench": "routing_latency",
+        "single_query": single,
+        "single_query_ok": single["ratio"] <= 1.1,
+        "encoder_batched_qps": baseline,
+        "http_64_clients_qps": served,
+        "throughput_ratio": served / baseline,
+        "throughput_ok": served / baseline >= 0.9,
+        "seconds": round(time.perf_counter() - started, 1),
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
