@@ -25,7 +25,6 @@ from core.errors import InvalidRequest, NotFound
 from experts.generation import ExpertCall, GenerationRequest, GenerationResult, Message
 from experts.schemas import ExpertOut
 from router.decision import ExpertScore, RoutingDecision
-from router.router import STRATEGIES
 
 DEFAULT_WORKFLOW = WorkflowSpec(name="auto")
 
@@ -129,7 +128,7 @@ class QueryGraph:
         experts = await asyncio.to_thread(self.runtime.enabled_experts)
         text = routing_text(state["request"].messages)
         if spec is not DEFAULT_WORKFLOW:
-            check_references(spec, experts, STRATEGIES)  # an expert disabled since the workflow was saved
+            check_references(spec, experts)  # an expert disabled since the workflow was saved
         decision = await self._decide(state, experts, text)
         sc = spec.self_consistency
         if sc is not None:
@@ -153,7 +152,7 @@ class QueryGraph:
             return fixed_decision(spec.routing.experts)
         if state["k"] > len(experts):
             raise InvalidRequest(f"k is {state['k']} but only {len(experts)} experts are enabled", param="k")
-        decision = await asyncio.to_thread(self.runtime.router.route, text, state.get("strategy"), state["k"])
+        decision = await self.runtime.router.aroute(text, state.get("strategy"), state["k"])
         return apply_routing(decision, spec.routing) if spec is not DEFAULT_WORKFLOW else decision
 
     async def call_expert(self, expert: ExpertOut, request: GenerationRequest) -> GenerationResult:

@@ -31,7 +31,7 @@ def read_verdict(text: str) -> bool:
 
 async def verify(ctx: AggregationContext, expert: str, answer: str) -> Verdict:
     user = f"Question:\n{ctx.question}\n\nProposed answer:\n{answer}\n\nVerdict:"
-    reply = await ask(ctx, expert, VERIFY_SYSTEM, user, max_tokens=48)
+    reply = await ask(ctx, expert, VERIFY_SYSTEM, user, max_tokens=24)
     return Verdict(read_verdict(reply.text), reply.text, reply)
 
 

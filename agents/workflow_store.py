@@ -15,7 +15,7 @@ from agents.workflow_spec import WorkflowSpec
 from core.db import Base
 from core.errors import Conflict, NotFound, Unprocessable
 from experts.models import Expert, utcnow
-from router.router import STRATEGIES
+from router.router import STRATEGIES, parse_route_model
 
 
 class Workflow(Base):
@@ -60,16 +60,24 @@ class AggregatorChoice(BaseModel):
     samples: int
 
 
-def check_references(spec: WorkflowSpec, enabled: Collection[str], strategies: Collection[str]) -> None:
+def _is_route_model(name: str) -> bool:
+    try:
+        parse_route_model(name)
+    except NotFound:
+        return False
+    return True
+
+
+def check_references(spec: WorkflowSpec, enabled: Collection[str]) -> None:
     """Refuse what would fail at run time: missing or disabled experts, unknown strategies, k too large."""
-    if spec.name == "auto" or spec.name in strategies:
+    if spec.name == "auto" or _is_route_model(spec.name):
         raise Conflict(f"'moe:{spec.name}' is a routing model; choose another workflow name", param="name")
     for path, name in spec.expert_refs().items():
         if name not in enabled:
             raise Unprocessable(f"{path}: no enabled expert named '{name}'", param=path)
     routing = spec.routing
-    if routing.strategy is not None and routing.strategy not in strategies:
-        known = ", ".join(sorted(strategies))
+    if routing.strategy is not None and not _is_route_model(routing.strategy):
+        known = ", ".join(sorted(STRATEGIES))
         message = f"routing.strategy: unknown strategy '{routing.strategy}' (known: {known})"
         raise Unprocessable(message, param="routing.strategy")
     if not routing.experts and routing.k > len(enabled):
@@ -100,7 +108,7 @@ class WorkflowRepository:
         return list(self.session.scalars(select(Expert.name).where(Expert.enabled.is_(True))))
 
     def validate(self, spec: WorkflowSpec) -> None:
-        check_references(spec, self.enabled_experts(), STRATEGIES)
+        check_references(spec, self.enabled_experts())
 
     def save(self, spec: WorkflowSpec, *, replace: bool = False) -> WorkflowOut:
         self.validate(spec)

@@ -15,7 +15,7 @@ from agents.graph import QueryGraph
 from agents.runtime import Runtime
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
-from api.routes import admin_experts, catalog, chat, feedback
+from api.routes import admin_experts, catalog, chat, feedback, workflows
 from core.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -39,5 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(feedback.router)
     app.include_router(admin_experts.router)
+    app.include_router(workflows.router)
     app.mount("/admin/ui", StaticFiles(directory=STATIC_DIR, html=True), name="admin-ui")
     return app

@@ -14,6 +14,7 @@ from rich.table import Table
 
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from api.cli_router import eval_app, router_app
+from api.cli_workflows import app as workflows_app
 from core.db import make_engine, make_session_factory, migrate, session_scope
 from core.errors import MoEError
 from core.logging import configure_logging
@@ -25,6 +26,7 @@ from experts.schemas import ExpertKind, ExpertSpec
 app = typer.Typer(help="moe-router: a model-level mixture of experts, served.", no_args_is_help=True)
 experts_app = typer.Typer(help="Manage the expert registry.", no_args_is_help=True)
 app.add_typer(experts_app, name="experts")
+app.add_typer(workflows_app, name="workflows")
 app.add_typer(router_app, name="router")
 app.add_typer(eval_app, name="eval")
 console = Console()

@@ -14,7 +14,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from agents.graph import QueryState
 from api.deps import GraphDep, RuntimeDep
-from api.models import resolve_model
+from api.models import resolve_target
 from api.schemas import ChatCompletionRequest
 from core.errors import InvalidRequest
 from core.settings import Settings
@@ -59,8 +59,9 @@ def routing_trace(state: QueryState) -> dict[str, Any]:
 
 def completion_body(model: str, state: QueryState) -> dict[str, Any]:
     result = state["result"]
-    prompt = sum(a.prompt_tokens for a in state["answers"])
-    completion = sum(a.completion_tokens for a in state["answers"])
+    calls = [*state["answers"], *state.get("calls", [])]  # aggregator and step calls cost tokens too
+    prompt = sum(a.prompt_tokens for a in calls)
+    completion = sum(a.completion_tokens for a in calls)
     body = ChatCompletion(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         object="chat.completion",
@@ -102,9 +103,9 @@ async def _chunks(body: dict[str, Any]) -> AsyncIterator[str]:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, graph: GraphDep, http: Request) -> Any:
-    target = resolve_model(body.model)
+    target = await resolve_target(body.model, runtime)
     request = generation_request(body, runtime.settings)
-    state = await graph.run(request, strategy=target.strategy, expert=target.expert, k=body.k)
+    state = await graph.run(request, strategy=target.strategy, expert=target.expert, k=body.k, workflow=target.workflow)
     metrics = http.app.state.metrics
     for answer in state["answers"]:
         metrics.expert_calls.labels(answer.expert, state["decision"].strategy).inc()

@@ -78,16 +78,17 @@ def test_bad_definitions_are_refused_naming_the_path(text: str, param: str, word
         ("name: a\nrouting: {k: 4}\n", "routing.k", Unprocessable),
         ("name: a\nrouting: {strategy: psychic}\n", "routing.strategy", Unprocessable),
         ("name: knn\n", "name", Conflict),
+        ("name: topp-0.5\n", "name", Conflict),
     ],
 )
 def test_references_are_checked_against_the_registry(text: str, param: str, error: type[Exception]) -> None:
     with pytest.raises(error) as caught:
-        check_references(parse_workflow(text), ENABLED, ["knn"])
+        check_references(parse_workflow(text), ENABLED)
     assert caught.value.param == param  # type: ignore[attr-defined]
 
 
 def test_valid_references_pass() -> None:
-    check_references(parse_workflow(FULL), ENABLED, ["knn"])
+    check_references(parse_workflow(FULL), ENABLED)
 
 
 def test_json_schema_describes_steps_and_aggregators() -> None:

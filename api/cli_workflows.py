@@ -1,0 +1,145 @@
+"""`moe workflows add|list|validate|run|schema|remove`: the same functions as /admin/workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents.workflow_spec import WorkflowSpec, parse_workflow, workflow_json_schema
+from agents.workflow_store import WorkflowRepository
+from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.errors import MoEError
+from core.settings import get_settings
+
+app = typer.Typer(help="Declarative workflows, invoked as model 'moe:<name>'.", no_args_is_help=True)
+console = Console()
+FileArg = Annotated[Path, typer.Argument(help="A workflow definition, YAML or JSON.")]
+
+
+@contextmanager
+def _store() -> Iterator[WorkflowRepository]:
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrate(settings.sqlalchemy_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            yield WorkflowRepository(session)
+    finally:
+        engine.dispose()
+
+
+def _fail(exc: MoEError) -> None:
+    console.print(f"[red]error[/red]: {exc.message}")
+    raise typer.Exit(code=2)
+
+
+def _read(path: Path) -> WorkflowSpec:
+    try:
+        return parse_workflow(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot read {path}: {exc.strerror}")
+        raise typer.Exit(code=2) from exc
+
+
+@app.command("add")
+def add(path: FileArg, replace: Annotated[bool, typer.Option(help="Overwrite a same-named workflow.")] = False) -> None:
+    """Validate a definition against the registry and store it."""
+    try:
+        spec = _read(path)
+        with _store() as repo:
+            saved = repo.save(spec, replace=replace)
+    except MoEError as exc:
+        _fail(exc)
+    console.print(f"saved workflow '{saved.name}'; call it as model 'moe:{saved.name}'")
+
+
+@app.command("validate")
+def validate(path: FileArg) -> None:
+    """Check a definition (schema, cycles, experts, k) without storing it."""
+    try:
+        spec = _read(path)
+        with _store() as repo:
+            repo.validate(spec)
+    except MoEError as exc:
+        _fail(exc)
+    console.print(f"workflow '{spec.name}' is valid")
+
+
+@app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the stored workflows."""
+    with _store() as repo:
+        workflows = repo.list()
+    if as_json:
+        typer.echo(json.dumps([w.model_dump(mode="json") for w in workflows], indent=2))
+        return
+    table = Table("name", "aggregator", "steps", "description")
+    for w in workflows:
+        spec = w.spec()
+        aggregator = spec.aggregator.type if spec.aggregator else "(router's choice)"
+        table.add_row(w.name, aggregator, ", ".join(s.id for s in spec.steps), w.description)
+    console.print(table)
+
+
+@app.command("remove")
+def remove(name: str) -> None:
+    """Delete a stored workflow."""
+    try:
+        with _store() as repo:
+            repo.remove(name)
+    except MoEError as exc:
+        _fail(exc)
+    console.print(f"removed workflow '{name}'")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of a workflow definition."""
+    typer.echo(json.dumps(workflow_json_schema(), indent=2))
+
+
+def _run(spec: WorkflowSpec, text: str, max_tokens: int | None) -> Any:
+    from agents.graph import QueryGraph
+    from agents.runtime import Runtime
+    from experts.generation import GenerationRequest
+
+    settings = get_settings()
+    runtime = Runtime.build(settings)
+
+    async def go() -> Any:
+        try:
+            request = GenerationRequest([{"role": "user", "content": text}], max_tokens or settings.default_max_tokens)
+            return await QueryGraph(runtime).run(request, workflow=spec)
+        finally:
+            await runtime.aclose()
+
+    return asyncio.run(go())
+
+
+@app.command("run")
+def run(
+    name: str,
+    text: str,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    trace: Annotated[bool, typer.Option(help="Print every node's record as JSON.")] = False,
+) -> None:
+    """Answer TEXT with the stored workflow NAME."""
+    try:
+        with _store() as repo:
+            spec = repo.get(name).spec()
+        state = _run(spec, text, max_tokens)
+    except MoEError as exc:
+        _fail(exc)
+    console.print(state["result"].text)
+    console.print(f"[dim]nodes: {' -> '.join(n['node'] for n in state['nodes'])}[/dim]")
+    if trace:
+        typer.echo(json.dumps(state["nodes"], indent=2, default=str))
