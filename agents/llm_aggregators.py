@@ -40,12 +40,15 @@ def _record(expert: str, result: GenerationResult, started: float) -> ExpertAnsw
     )
 
 
-async def ask(ctx: AggregationContext, expert: str, system: str, user: str, max_tokens: int) -> ExpertAnswer:
+async def ask(
+    ctx: AggregationContext, expert: str, system: str, user: str, max_tokens: int, stop: tuple[str, ...] = ()
+) -> ExpertAnswer:
     if ctx.call is None:
         raise MoEError("this aggregator needs to call an expert, and no executor was given")
     request = GenerationRequest(
         messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
         max_tokens=max_tokens,
+        stop=stop,
     )
     started = time.perf_counter()
     return _record(expert, await ctx.call(expert, request), started)
@@ -67,7 +70,9 @@ class Synthesis:
     async def aggregate(self, answers: list[ExpertAnswer], ctx: AggregationContext) -> Aggregate:
         expert = self.expert or top_expert(answers)
         user = f"Question:\n{ctx.question}\n\n{labelled_responses(answers)}\n\nYour synthesized answer:"
-        reply = await ask(ctx, expert, SYNTHESIS_SYSTEM, user, self.max_tokens or ctx.request.max_tokens)
+        # Small models echo the prompt's cues; cut there rather than return them as the answer.
+        stop = ("Your synthesized answer:", "Response from model")
+        reply = await ask(ctx, expert, SYNTHESIS_SYSTEM, user, self.max_tokens or ctx.request.max_tokens, stop)
         if not reply.text.strip():
             raise UpstreamError(f"the synthesis expert '{expert}' returned an empty answer")
         return Aggregate(reply.text, reply.finish_reason, {"synthesizer": expert}, extra_calls=[reply])

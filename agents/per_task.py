@@ -7,15 +7,17 @@ plus the gold answer), scores closed answers against gold, and keeps the winner 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agents.aggregators import Aggregate, AggregationContext, Aggregator, CallExpert, ExpertAnswer
 from agents.answers import matches_gold
 from agents.llm_aggregators import named_aggregator
 from agents.workflow_store import AggregatorChoice
-from core.errors import MoEError
+from core.errors import InvalidRequest, MoEError
 from experts.generation import GenerationRequest
 from router.decision import RoutingDecision
 
@@ -89,3 +91,26 @@ async def calibrate(
             task=task, aggregator=best, score=scores[best], scores=scores, samples=len(task_rows)
         )
     return choices
+
+
+def _answer(raw: dict[str, Any]) -> ExpertAnswer:
+    return ExpertAnswer(str(raw["expert"]), float(raw.get("weight", 1.0)), str(raw["text"]))
+
+
+def read_validation_rows(lines: list[str]) -> list[ValidationRow]:
+    """JSONL rows `{"task", "question", "gold", "answers": [{"expert", "weight", "text"}]}`; errors name the line."""
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            answers = [_answer(a) for a in raw["answers"]]
+            rows.append(ValidationRow(str(raw["task"]), str(raw["question"]), str(raw["gold"]), answers))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidRequest(f"line {number}: not a validation row ({exc!r})", param=f"line {number}") from exc
+        if not answers:
+            raise InvalidRequest(f"line {number}: a validation row needs at least one answer", param=f"line {number}")
+    if not rows:
+        raise InvalidRequest("no validation rows", param="file")
+    return rows

@@ -39,4 +39,4 @@ async def refine(ctx: AggregationContext, expert: str, answer: str, critique: st
     user = (
         f"Question:\n{ctx.question}\n\nProposed answer:\n{answer}\n\nReviewer feedback:\n{critique}\n\nImproved answer:"
     )
-    return await ask(ctx, expert, REFINE_SYSTEM, user, max_tokens=ctx.request.max_tokens)
+    return await ask(ctx, expert, REFINE_SYSTEM, user, ctx.request.max_tokens, stop=("Improved answer:",))

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.workflow_spec import WorkflowSpec, parse_workflow, workflow_json_schema
-from agents.workflow_store import WorkflowRepository
+from agents.workflow_store import AggregatorChoiceRepository, WorkflowRepository
 from core.db import make_engine, make_session_factory, migrate, session_scope
 from core.errors import MoEError
 from core.settings import get_settings
@@ -35,6 +35,12 @@ def _store() -> Iterator[WorkflowRepository]:
             yield WorkflowRepository(session)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _choices() -> Iterator[AggregatorChoiceRepository]:
+    with _store() as repo:
+        yield AggregatorChoiceRepository(repo.session)
 
 
 def _fail(exc: MoEError) -> None:
@@ -99,6 +105,37 @@ def remove(name: str) -> None:
     except MoEError as exc:
         _fail(exc)
     console.print(f"removed workflow '{name}'")
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    path: Annotated[Path, typer.Argument(help="JSONL: {task, question, gold, answers: [{expert, weight, text}]}.")],
+    dry_run: Annotated[bool, typer.Option(help="Print the choices without storing them.")] = False,
+) -> None:
+    """Per-task aggregator choice (Symbolic-MoE): score each aggregator per task on labelled answers, keep the best."""
+    from agents.aggregators import MajorityVote, PassThrough
+    from agents.per_task import calibrate, read_validation_rows
+
+    try:
+        rows = read_validation_rows(path.read_text(encoding="utf-8").splitlines())
+        choices = asyncio.run(calibrate(rows, {"pass-through": PassThrough(), "majority-vote": MajorityVote()}))
+        if not dry_run:
+            with _choices() as repo:
+                repo.store(choices)
+    except MoEError as exc:
+        _fail(exc)
+    except OSError as exc:
+        console.print(f"[red]error[/red]: cannot read {path}: {exc.strerror}")
+        raise typer.Exit(code=2) from exc
+    typer.echo(json.dumps({task: c.model_dump() for task, c in choices.items()}, indent=2))
+
+
+@app.command("choices")
+def choices_cmd() -> None:
+    """Show the stored per-task aggregator choices (used by aggregator type 'per-task')."""
+    with _choices() as repo:
+        stored = repo.all()
+    typer.echo(json.dumps({task: c.model_dump() for task, c in stored.items()}, indent=2))
 
 
 @app.command("schema")

@@ -173,5 +173,30 @@ def test_cli_add_list_validate_schema(wf_settings: Settings, tmp_path: Path, mon
         assert schema["title"] == "WorkflowSpec"
         missing = runner.invoke(cli, ["workflows", "run", "nope", "hi"])
         assert missing.exit_code == 2 and "no workflow named 'nope'" in missing.output
+
+        rows = tmp_path / "validation.jsonl"
+        rows.write_text("\n".join(json.dumps(r) for r in _validation_rows(wf_settings, 20)))
+        calibrated = runner.invoke(cli, ["workflows", "calibrate", str(rows)])
+        assert calibrated.exit_code == 0, calibrated.output
+        stored = json.loads(runner.invoke(cli, ["workflows", "choices"]).output)
+        assert stored["gsm8k"]["samples"] == 20 and stored["gsm8k"]["aggregator"] in {"pass-through", "majority-vote"}
+        assert stored == json.loads(calibrated.output)
+        rows.write_text('{"task": "t", "question": "q"}\n')
+        broken = runner.invoke(cli, ["workflows", "calibrate", str(rows)])
+        assert broken.exit_code == 2 and "line 1" in broken.output
     finally:
         get_settings.cache_clear()
+
+
+def _validation_rows(settings: Settings, n: int) -> list[dict[str, Any]]:
+    """Real GPT-4 and Mixtral GSM8K answers (RouteLLM outcomes) as calibration rows."""
+    path = settings.seed_data_dir / "routellm_outcomes_dev.jsonl"
+    found = []
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row["benchmark"] == "gsm8k":
+            answers = [{"expert": m, "weight": 0.5, "text": t} for m, t in row["responses"].items()]
+            found.append({"task": "gsm8k", "question": row["query"], "gold": row["gold"], "answers": answers})
+        if len(found) == n:
+            return found
+    pytest.fail(f"fewer than {n} GSM8K rows in {path}")
