@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from langgraph.graph import END, START, StateGraph
 
@@ -207,9 +207,10 @@ class QueryGraph:
         calls = [*state["calls"], *result.extra_calls]
         return {"result": result, "calls": calls, "passed": False, "critique": "", "nodes": [*state["nodes"], record]}
 
-    def _verify_node(self, step: VerifyStep) -> Any:
+    def _verify_node(self, template: VerifyStep) -> Any:
         async def node(state: QueryState) -> dict[str, Any]:
             started = time.perf_counter()
+            step = current_step(state, template)
             answer = state["result"].text
             try:
                 verdict = await verify(self.context(state), step.expert, answer)
@@ -225,9 +226,10 @@ class QueryGraph:
 
         return node
 
-    def _refine_node(self, step: RefineStep) -> Any:
+    def _refine_node(self, template: RefineStep) -> Any:
         async def node(state: QueryState) -> dict[str, Any]:
             started = time.perf_counter()
+            step = current_step(state, template)
             rounds = {**state["rounds"], step.id: state["rounds"].get(step.id, 0) + 1}
             answer, critique = state["result"].text, state.get("critique") or "Check the answer and improve it."
             inputs = {"expert": step.expert, "answer": _clip(answer), "critique": _clip(critique)}
@@ -259,6 +261,14 @@ def _answer(name: str, weight: float, result: GenerationResult, started: float) 
     )
 
 
+S = TypeVar("S", VerifyStep, RefineStep)
+
+
+def current_step(state: QueryState, template: S) -> S:
+    """This run's settings for a step (expert, max_rounds): workflows with the same layout share one compiled graph."""
+    return next(s for s in state["workflow"].steps if s.id == template.id)  # type: ignore[return-value]
+
+
 def task_of(state: QueryState) -> str | None:
     """The task a query belongs to: the router's first skill, else the top expert's first skill, else its name."""
     decision = state.get("decision")
@@ -285,8 +295,9 @@ def _verify_branch(on_fail: str, on_pass: str) -> Any:
     return branch
 
 
-def _loop_branch(step: RefineStep, back: str, after: str) -> Any:
+def _loop_branch(template: RefineStep, back: str, after: str) -> Any:
     def branch(state: QueryState) -> str:
+        step = current_step(state, template)
         if step.goto and state["rounds"].get(step.id, 0) < (step.max_rounds or 1):
             return back
         return after

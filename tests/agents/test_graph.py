@@ -64,22 +64,30 @@ def test_fixed_experts_answer_in_parallel_and_vote(graph: QueryGraph, in_app: Ca
     assert state["nodes"][2]["inputs"]["aggregator"] == "majority-vote"
 
 
-def test_verify_refine_loop_is_bounded(graph: QueryGraph, in_app: Callable[..., Any]) -> None:
-    spec = parse_workflow(
-        "name: loop\nrouting: {experts: [smollm2]}\nsteps:\n"
-        " - {type: verify, id: check, expert: smollm2}\n"
-        " - {type: refine, id: fix, expert: smollm2, goto: check, max_rounds: 2}\n"
-    )
+LOOP = (
+    "name: {name}\nrouting: {{experts: [smollm2]}}\nsteps:\n"
+    " - {{type: verify, id: check, expert: {checker}}}\n"
+    " - {{type: refine, id: fix, expert: smollm2, goto: check, max_rounds: {rounds}}}\n"
+)
+
+
+@pytest.mark.parametrize(("name", "checker", "rounds"), [("loop2", "smollm2", 2), ("loop1", "knowledge-lora", 1)])
+def test_verify_refine_loop_is_bounded(
+    graph: QueryGraph, in_app: Callable[..., Any], name: str, checker: str, rounds: int
+) -> None:
+    # Both share one compiled graph (same layout); each run must use its own expert and bound.
+    spec = parse_workflow(LOOP.format(name=name, checker=checker, rounds=rounds))
     state = in_app(graph.run, ask("Name a large animal."), workflow=spec)
     names = node_names(state)
     assert names[:4] == ["route", "call_experts", "aggregate", "verify.check"]
     refines = names.count("refine.fix")
-    assert refines <= 2 and names.count("verify.check") == min(refines + 1, 2)
+    assert refines <= rounds and names.count("verify.check") == min(refines + 1, rounds)
+    assert state["nodes"][3]["inputs"]["expert"] == checker
     for record in state["nodes"][3:]:
         assert "inputs" in record and "outputs" in record
-    if refines:  # the refined text is the answer, and the refiner's calls count
+    if refines:  # the refined text is the answer, and the checker's and refiner's calls count
         assert state["result"].detail["refined_by"] == "smollm2"
-        assert sum(1 for c in state["calls"]) == names.count("verify.check") + refines
+        assert len(state["calls"]) == names.count("verify.check") + refines
 
 
 def test_self_consistency_samples_with_distinct_seeds_then_votes(graph: QueryGraph, in_app: Callable[..., Any]) -> None:
