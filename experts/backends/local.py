@@ -1,24 +1,24 @@
 """Local causal LMs (the bundled SmolLM2) and LoRA adapters on them, one model per base.
 
-Rows bound for different adapters of the same base share one batched `generate` through
-PEFT's mixed-adapter batches; the local expert itself runs as PEFT's `__base__` row.
+Rows bound for the base model and for any of its adapters share one continuous batch in the
+MoE engine (experts/moe): one base matmul per layer, each row meeting only its own adapter.
+Callers in different threads each drive the engine a step at a time under one lock, so
+concurrent `run`s and `stream`s join the same batch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.errors import InvalidRequest, MoEError, Unprocessable
+from core.errors import InvalidRequest, MoEError
 from experts.backends.base import CallOutcome
-from experts.generation import ExpertCall, GenerationRequest, GenerationResult, apply_stop
-
-BASE_ADAPTER = "__base__"
+from experts.generation import ExpertCall, GenerationRequest, GenerationResult
+from experts.moe import AdapterStore, EngineRequest, GenerationEngine, Row, SamplingParams
 
 
 def pick_device(setting: str) -> torch.device:
@@ -28,41 +28,89 @@ def pick_device(setting: str) -> torch.device:
 
 
 class LocalEngine:
-    """One base model in memory plus every adapter loaded onto it so far."""
+    """One base model in memory plus up to `max_loras` resident adapters in its stacked LoRA slots."""
 
-    def __init__(self, model_path: Path, device: torch.device) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        device: torch.device,
+        *,
+        model_dir: Path | None = None,
+        max_loras: int = 8,
+        max_batch: int = 32,
+    ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.tokenizer.padding_side = "left"
         self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to(device)
         self.model.eval()
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._adapters: dict[str, str] = {}
+        # Base models live at <model_dir>/base/<name>; adapter paths are confined to <model_dir>.
+        root = model_dir or model_path.resolve().parents[1]
+        self.store = AdapterStore(self.model, max_loras=max_loras, root=root, base_names=(model_path.name,))
+        self.engine = GenerationEngine(self.model, self.tokenizer, self.store, max_batch=max_batch)
         self._lock = threading.Lock()
 
     def run(self, calls: Sequence[ExpertCall]) -> list[CallOutcome]:
         outcomes: list[CallOutcome | None] = [None] * len(calls)
-        greedy: list[tuple[int, str, list[int]]] = []
+        rows: dict[int, Row] = {}
         with self._lock:
             for i, call in enumerate(calls):
                 try:
-                    adapter = self._adapter_for(call)
-                    ids = self._encode(call.request)
+                    rows[i] = self.engine.submit(self._engine_request(call))
                 except MoEError as exc:
                     outcomes[i] = exc
-                    continue
-                if call.request.greedy:
-                    greedy.append((i, adapter, ids))
-                else:
-                    # Sampled rows run alone with their own seed, so no batch mate changes their draw.
-                    outcomes[i] = self._generate([(adapter, ids)], [call.request])[0]
-            if greedy:
-                results = self._generate([(a, ids) for _, a, ids in greedy], [calls[i].request for i, _, _ in greedy])
-                for (i, _, _), result in zip(greedy, results, strict=True):
-                    outcomes[i] = result
+        self._drive(rows.values())
+        for i, row in rows.items():
+            outcomes[i] = row.error or self._result(row)
         return [o for o in outcomes if o is not None]
+
+    def stream(self, call: ExpertCall) -> Iterator[str]:
+        """Text deltas of one call as tokens are generated; raises the call's MoEError, if any."""
+        with self._lock:
+            row = self.engine.submit(self._engine_request(call))
+        started = False
+        try:
+            while True:
+                with self._lock:
+                    if not row.done:
+                        self._step()
+                    piece, done = row.take_text(), row.done
+                if not started:  # run() strips the answer; the stream drops the same leading space
+                    piece = piece.lstrip()
+                    started = bool(piece)
+                if piece:
+                    yield piece
+                if done:
+                    break
+            if row.error is not None:
+                raise row.error
+        finally:
+            with self._lock:
+                self.engine.cancel(row)  # a no-op for a finished row; frees the slot of an abandoned one
+
+    def _drive(self, rows: Iterable[Row]) -> None:
+        pending = list(rows)
+        while not all(r.done for r in pending):
+            with self._lock:
+                self._step()
+
+    def _step(self) -> None:
+        try:
+            self.engine.step()
+        except RuntimeError as exc:  # e.g. out of memory: fail the rows in flight, keep serving
+            self.engine.abort(MoEError(f"local generation failed: {exc}"))
+
+    def _engine_request(self, call: ExpertCall) -> EngineRequest:
+        request = call.request
+        return EngineRequest(
+            prompt_ids=self._encode(request),
+            adapter=call.expert.adapter_path or None,
+            max_tokens=request.max_tokens,
+            sampling=SamplingParams(request.temperature, request.top_p, request.seed),
+            stop=request.stop,
+        )
 
     def _encode(self, request: GenerationRequest) -> list[int]:
         ids = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=True)
@@ -76,63 +124,11 @@ class LocalEngine:
             )
         return list(ids)
 
-    def _adapter_for(self, call: ExpertCall) -> str:
-        path = call.expert.adapter_path
-        if not path:
-            return BASE_ADAPTER
-        if path not in self._adapters:
-            self._load_adapter(path)
-        return self._adapters[path]
-
-    def _load_adapter(self, path: str) -> None:
-        from peft import PeftModel
-
-        name = "a" + hashlib.sha1(path.encode()).hexdigest()[:12]
-        try:
-            if isinstance(self.model, PeftModel):
-                self.model.load_adapter(path, adapter_name=name)
-            else:
-                self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
-        except (ValueError, OSError, RuntimeError, KeyError) as exc:
-            raise Unprocessable(f"cannot load adapter {path}: {exc}", param="adapter_path") from exc
-        self.model.eval()
-        self._adapters[path] = name
-
-    @torch.inference_mode()
-    def _generate(self, rows: list[tuple[str, list[int]]], requests: list[GenerationRequest]) -> list[GenerationResult]:
-        width = max(len(ids) for _, ids in rows)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for _, ids in rows], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for _, ids in rows], device=self.device)
-        first = requests[0]
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max(r.max_tokens for r in requests),
-            "do_sample": not first.greedy,
-            "pad_token_id": pad,
-        }
-        if not first.greedy:
-            kwargs.update(temperature=first.temperature, top_p=first.top_p)
-            torch.manual_seed(first.seed if first.seed is not None else torch.seed())
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self._adapters:
-            kwargs["adapter_names"] = [adapter for adapter, _ in rows]
-        out = self.model.generate(input_ids=input_ids, attention_mask=mask, **kwargs)
-        return [
-            self._result(out[row, width:], len(ids), req)
-            for row, ((_, ids), req) in enumerate(zip(rows, requests, strict=True))
-        ]
-
-    def _result(self, new_ids: torch.Tensor, prompt_len: int, request: GenerationRequest) -> GenerationResult:
-        tokens = new_ids.tolist()[: request.max_tokens]
-        eos = self.tokenizer.eos_token_id
-        finished = eos in tokens
-        if finished:
-            tokens = tokens[: tokens.index(eos)]
-        text, stopped = apply_stop(self.tokenizer.decode(tokens, skip_special_tokens=True), request.stop)
+    @staticmethod
+    def _result(row: Row) -> GenerationResult:
         return GenerationResult(
-            text=text.strip(),
-            prompt_tokens=prompt_len,
-            completion_tokens=len(tokens) + int(finished),
-            finish_reason="stop" if finished or stopped else "length",
+            text=row.text.strip(),
+            prompt_tokens=len(row.request.prompt_ids),
+            completion_tokens=len(row.token_ids),
+            finish_reason="stop" if row.finish_reason == "stop" else "length",
         )
