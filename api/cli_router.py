@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,10 +29,11 @@ def _fail(exc: MoEError) -> None:
     raise typer.Exit(code=2)
 
 
+@lru_cache(maxsize=1)
 def _encoder() -> Any:
     from router.encoder import Encoder
 
-    return Encoder()
+    return Encoder()  # one per process: fitting and evaluating in one command share it
 
 
 def _fit(exemplars: Path, validation: Path | None, label: str, fine: str | None, oos: str, recall: float) -> Any:
