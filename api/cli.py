@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 import core.env  # noqa: F401  (offline defaults before heavy imports)
+from api.cli_adapters import adapters_app
 from api.cli_router import eval_app, router_app
 from api.cli_workflows import app as workflows_app
 from core.db import make_engine, make_session_factory, migrate, session_scope
@@ -26,6 +27,7 @@ from experts.schemas import ExpertKind, ExpertSpec
 app = typer.Typer(help="moe-router: a model-level mixture of experts, served.", no_args_is_help=True)
 experts_app = typer.Typer(help="Manage the expert registry.", no_args_is_help=True)
 app.add_typer(experts_app, name="experts")
+app.add_typer(adapters_app, name="adapters")
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(router_app, name="router")
 app.add_typer(eval_app, name="eval")
