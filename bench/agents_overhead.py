@@ -2,8 +2,10 @@
 
 Baseline and candidate run interleaved in one process on the same warm model: `executor.submit`
 of the expert call (baseline) vs `QueryGraph.run` naming that expert (route -> call_experts ->
-aggregate). The overhead is the median of the paired differences, so machine noise that hits
-both halves of a pair cancels. Target: p50 overhead <= 5 ms. Also reported, for information:
+aggregate). Two estimates of the same overhead: the median of the paired differences
+(graph - direct; machine noise on a ~300 ms model call makes it jumpy on a busy machine), and,
+within each graph run, its wall time minus the executor call it made (`in_run`, exact
+accounting, used for the pass/fail against the 5 ms p50 target). Also reported, for information:
 the routed path (`moe:auto`, k = 1), whose extra time is mostly the router's encoder.
 
     MOE_MODEL_DIR=.cache/test-models .venv/bin/python bench/agents_overhead.py [--pairs 60]
@@ -64,13 +66,19 @@ async def measure(runtime: Runtime, pairs: int) -> dict[str, object]:
         await runtime.executor.submit(ExpertCall(expert, request))
         return (time.perf_counter() - t0) * 1e3
 
+    inside: list[float] = []  # per graph run: wall time minus the executor call it made
+
     async def via_graph(**kwargs: object) -> float:
         t0 = time.perf_counter()
-        await graph.run(request, **kwargs)  # type: ignore[arg-type]
-        return (time.perf_counter() - t0) * 1e3
+        state = await graph.run(request, **kwargs)  # type: ignore[arg-type]
+        wall = (time.perf_counter() - t0) * 1e3
+        if kwargs:
+            inside.append(wall - state["answers"][0].elapsed_ms)
+        return wall
 
     for _ in range(5):  # warm caches, the engine, the compiled graph
         await direct(), await via_graph(expert=EXPERT), await via_graph()
+    inside.clear()
     base, named, routed = [], [], []
     for i in range(pairs):
         # Alternate which half goes first so neither always gets the warmer cache.
@@ -88,10 +96,11 @@ async def measure(runtime: Runtime, pairs: int) -> dict[str, object]:
         "graph_ms_p50": p50(named),
         "graph_overhead_ms_p50": p50(overhead),
         "graph_overhead_ratio": round(statistics.median(named) / statistics.median(base), 3),
+        "graph_overhead_in_run_ms_p50": p50(inside),
         "routed_graph_ms_p50": p50(routed),
         "routed_overhead_ms_p50": p50(routed_overhead),
         "target_ms": TARGET_MS,
-        "pass": statistics.median(overhead) <= TARGET_MS,
+        "pass": statistics.median(inside) <= TARGET_MS,
     }
 
 
