@@ -17,7 +17,7 @@ from experts.repository import ExpertRepository
 from experts.schemas import ExpertOut
 from router.router import Router, build_router
 from workers.executor import Executor
-from workers.inprocess import InProcessExecutor
+from workers.factory import make_executor
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class Runtime:
         migrate(settings.sqlalchemy_url)
         sessions = make_session_factory(make_engine(settings.sqlalchemy_url))
         pool = BackendPool(settings.model_dir, settings.device, settings.remote_timeout_s)
-        executor = InProcessExecutor(pool, settings.batch_window_ms, settings.max_batch_size)
+        executor = make_executor(pool, settings)  # Celery when MOE_REDIS_URL is set, else in-process
         runtime = cls(settings, sessions, build_router(settings, sessions), pool, executor)
         runtime.refresh_router()
         return runtime

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import core.env  # noqa: F401  (offline defaults before heavy imports)
+from agents.batch import BatchService
 from agents.graph import QueryGraph
 from agents.runtime import Runtime
 from api.errors import install_error_handlers
 from api.metrics import install_metrics
-from api.routes import admin_experts, catalog, chat, feedback, workflows
+from api.routes import admin_experts, batches, catalog, chat, feedback, files, workflows
 from core.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -29,7 +30,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await asyncio.to_thread(Runtime.build, settings)
         app.state.runtime = runtime
         app.state.graph = QueryGraph(runtime)
+        app.state.batches = BatchService(runtime)
+        await app.state.batches.resume()
         yield
+        await app.state.batches.aclose()
         await runtime.aclose()
 
     app = FastAPI(title="moe-router", version="0.1.0", lifespan=lifespan)
@@ -38,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(catalog.router)
     app.include_router(feedback.router)
+    app.include_router(files.router)
+    app.include_router(batches.router)
     app.include_router(admin_experts.router)
     app.include_router(workflows.router)
     app.mount("/admin/ui", StaticFiles(directory=STATIC_DIR, html=True), name="admin-ui")

@@ -14,6 +14,7 @@ from rich.table import Table
 
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from api.cli_adapters import adapters_app
+from api.cli_batch import batch_app, worker
 from api.cli_router import eval_app, router_app
 from api.cli_workflows import app as workflows_app
 from core.db import make_engine, make_session_factory, migrate, session_scope
@@ -28,6 +29,8 @@ app = typer.Typer(help="moe-router: a model-level mixture of experts, served.", 
 experts_app = typer.Typer(help="Manage the expert registry.", no_args_is_help=True)
 app.add_typer(experts_app, name="experts")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(batch_app, name="batch")
+app.command()(worker)
 app.add_typer(workflows_app, name="workflows")
 app.add_typer(router_app, name="router")
 app.add_typer(eval_app, name="eval")

@@ -37,6 +37,18 @@ class Settings(BaseSettings):
         description="Public data the demo adapters are trained on (GSM8K, MMLU, MT-Bench JSONL).",
     )
     remote_timeout_s: float = Field(default=120.0, gt=0)
+    batch_chunk_size: int = Field(default=32, ge=1, description="Calls per batched task in a batch job.")
+    batch_poll_s: float = Field(default=0.5, gt=0, description="How often a batch job checks progress.")
+    max_batch_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest batch upload.")
+    max_batch_lines: int = Field(default=50_000, ge=1, description="Most requests in one batch input file.")
+    celery_visibility_timeout_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="A task a dead worker held goes back to its queue after this long (Redis broker).",
+    )
+    remote_max_retries: int = Field(default=3, ge=0, description="Celery retries for a failed remote expert call.")
+    remote_retry_backoff_s: float = Field(default=2.0, ge=0, description="First retry delay; doubles each time.")
+    api_url: str | None = Field(default=None, description="Server the `moe batch` commands talk to.")
 
     router_strategy: str = Field(default="knn", description="Strategy behind `moe:auto` (knn, head, skills, cost).")
     router_shared_expert: str | None = Field(default=None, description="Always consulted on top of routed experts.")

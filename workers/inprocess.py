@@ -3,79 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
-from core.errors import MoEError
+from experts.backends.base import CallOutcome
 from experts.backends.pool import BackendPool
-from experts.generation import ExpertCall, GenerationResult
-
-log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Pending:
-    call: ExpertCall
-    future: asyncio.Future[GenerationResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+from experts.generation import ExpertCall
+from workers.microbatch import MicroBatcher
 
 
-class InProcessExecutor:
-    """One queue and one consumer per batch key; a batch closes after `window_ms` or `max_batch` calls."""
+class InProcessExecutor(MicroBatcher):
+    """Calls for any adapter of one base share a forward pass (the pool's batch key)."""
 
     def __init__(self, pool: BackendPool, window_ms: float = 8.0, max_batch: int = 32) -> None:
+        super().__init__(lambda call: pool.batch_key(call.expert), self._run_here, window_ms, max_batch)
         self.pool = pool
-        self.window_s = window_ms / 1000
-        self.max_batch = max_batch
-        self._queues: dict[str, asyncio.Queue[_Pending]] = {}
-        self._consumers: list[asyncio.Task[None]] = []
-        self.batches_run = 0
 
-    async def submit(self, call: ExpertCall) -> GenerationResult:
-        pending = _Pending(call)
-        self._queue(self.pool.batch_key(call.expert)).put_nowait(pending)
-        return await pending.future
-
-    async def aclose(self) -> None:
-        for task in self._consumers:
-            task.cancel()
-        await asyncio.gather(*self._consumers, return_exceptions=True)
-        self._consumers.clear()
-        self._queues.clear()
-
-    def _queue(self, key: str) -> asyncio.Queue[_Pending]:
-        if key not in self._queues:
-            self._queues[key] = asyncio.Queue()
-            self._consumers.append(asyncio.create_task(self._consume(self._queues[key]), name=f"batch:{key}"))
-        return self._queues[key]
-
-    async def _consume(self, queue: asyncio.Queue[_Pending]) -> None:
-        while True:
-            batch = [await queue.get()]
-            deadline = asyncio.get_running_loop().time() + self.window_s
-            while len(batch) < self.max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), timeout))
-                except TimeoutError:
-                    break
-            await self._run(batch)
-
-    async def _run(self, batch: list[_Pending]) -> None:
-        calls = [p.call for p in batch]
-        try:
-            runner = self.pool.runner(calls[0].expert)
-            outcomes = await asyncio.to_thread(runner.run, calls)
-        except Exception as exc:  # a broken model must fail its callers, never the consumer loop
-            log.exception("batch of %d calls failed", len(batch))
-            error = exc if isinstance(exc, MoEError) else MoEError(f"expert batch failed: {exc}")
-            outcomes = [error] * len(batch)
-        self.batches_run += 1
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(outcome, BaseException):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+    async def _run_here(self, calls: Sequence[ExpertCall]) -> list[CallOutcome]:
+        return await asyncio.to_thread(self.pool.runner(calls[0].expert).run, calls)
