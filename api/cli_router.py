@@ -111,7 +111,7 @@ def _outcome_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InvalidRequest(f"no such file: {path}", param=str(path))
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if line.strip():
             row = json.loads(line)
             if not isinstance(row.get("query"), str) or not isinstance(row.get("outcomes"), dict):

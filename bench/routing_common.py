@@ -25,7 +25,7 @@ def data_dir() -> Path:
 
 def read_jsonl(name: str) -> list[dict]:
     path = data_dir() / name
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def cached_encode(encoder, texts: list[str], tag: str) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -25,6 +25,9 @@ from router.quality import QualityModel
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 FOLDS = 5
+# k and the pull towards the skill profile are chosen per fold by leave-one-out on the training folds only.
+NEIGHBOURS = (32, 64, 128, 256)
+SHRINKS = (4.0, 32.0)
 
 
 def question_key(row: dict) -> str:  # type: ignore[type-arg]
@@ -53,16 +56,44 @@ def fold_of(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
 
 
-def predict_out_of_fold(data: list[dict], vectors: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def apgr_by_benchmark(data: list[dict], idx: np.ndarray, wins: np.ndarray) -> dict[str, float]:  # type: ignore[type-arg]
+    out = {}
+    for bench in sorted({data[i]["benchmark"] for i in idx}):
+        rows = np.array([j for j, i in enumerate(idx) if data[i]["benchmark"] == bench])
+        strong = np.array([data[idx[j]]["strong"] for j in rows])
+        weak = np.array([data[idx[j]]["weak"] for j in rows])
+        out[bench] = cost_quality_metrics(routing_curve(wins[rows], strong, weak), strong.mean(), weak.mean())["apgr"]
+    return out
+
+
+def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, tuple[int, float]]:  # type: ignore[type-arg]
+    """Fit on the training folds and pick k by leave-one-out APGR on them (never on the held-out fold)."""
+    model = QualityModel(vectors.shape[1], [WEAK, STRONG], max(NEIGHBOURS))
+    keys = [data[i]["key"] for i in train for _ in (0, 1)]
+    experts = [e for _ in train for e in (WEAK, STRONG)]
+    scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
+    skills = [data[i]["subject"] for i in train for _ in (0, 1)]  # outcome rows carry their skill tag
+    model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores, skills)
+    best = (-1.0, NEIGHBOURS[0], SHRINKS[0])
+    for k in NEIGHBOURS:
+        for shrink in SHRINKS:
+            model.neighbours, model.shrink = k, shrink
+            loo = model.predict(vectors[train], exclude=[data[i]["key"] for i in train])
+            score = float(np.mean(list(apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0]).values())))
+            best = max(best, (score, k, shrink))
+    model.neighbours, model.shrink = best[1], best[2]
+    return model, (best[1], best[2])
+
+
+def predict_out_of_fold(
+    data: list[dict], vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:  # type: ignore[type-arg]
     folds = np.array([fold_of(d["key"]) for d in data])
-    ours, subject = np.zeros(len(data)), np.zeros(len(data))
+    ours, subject, chosen = np.zeros(len(data)), np.zeros(len(data)), []
     for fold in range(FOLDS):
         train, test = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-        model = QualityModel(vectors.shape[1], [WEAK, STRONG], neighbours)
-        keys = [data[i]["key"] for i in train for _ in (0, 1)]
-        experts = [e for _ in train for e in (WEAK, STRONG)]
-        scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
-        model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores)
+        model, k = fit_fold(data, vectors, train)
+        chosen.append(k)
         predicted = model.predict(vectors[test])
         ours[test] = predicted[:, 1] - predicted[:, 0]
         gains: dict[str, list[float]] = defaultdict(list)
@@ -72,7 +103,7 @@ def predict_out_of_fold(data: list[dict], vectors: np.ndarray, neighbours: int) 
         subject[test] = [
             float(np.mean(gains[data[i]["subject"]])) if data[i]["subject"] in gains else overall for i in test
         ]
-    return ours, subject
+    return ours, subject, chosen
 
 
 def main() -> None:
@@ -83,8 +114,13 @@ def main() -> None:
     by_query = {r["query"]: v for r, v in zip(rows, all_vectors, strict=True)}
     data = items([r for r in rows if not r.get("contaminated")])
     vectors = np.stack([by_query[d["query"]] for d in data])
-    ours, subject = predict_out_of_fold(data, vectors, neighbours=64)
-    result: dict[str, object] = {"bench": "routing_costq", "folds": FOLDS, "questions": len(data)}
+    ours, subject, chosen = predict_out_of_fold(data, vectors)
+    result: dict[str, object] = {
+        "bench": "routing_costq",
+        "folds": FOLDS,
+        "questions": len(data),
+        "k_shrink_per_fold": chosen,
+    }
     passed = True
     for bench in ("mmlu", "gsm8k", "mt_bench"):
         idx = np.array([i for i, d in enumerate(data) if d["benchmark"] == bench])

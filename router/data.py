@@ -22,7 +22,7 @@ def load_examples(
     if not path.is_file():
         raise NotFound(f"no such file: {path}", param=str(path))
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:

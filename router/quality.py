@@ -11,6 +11,9 @@ class QualityModel:
     for that expert, shrunk towards the expert's overall mean (so sparse neighbourhoods stay sane)."""
 
     def __init__(self, dim: int, experts: list[str], neighbours: int = 64, shrink: float = 4.0) -> None:
+        self.row_skill: list[str | None] = []
+        self.skill_sums: dict[str, np.ndarray] = {}
+        self.skill_counts: dict[str, np.ndarray] = {}
         self.dim = dim
         self.experts = list(experts)
         self.neighbours = neighbours
@@ -35,8 +38,17 @@ class QualityModel:
         col = self.experts.index(expert)
         self.sums[row, col] += score
         self.counts[row, col] += 1
+        if len(self.row_skill) < len(self.rows):
+            self.row_skill.append(None)
 
-    def add_many(self, keys: list[str], vectors: np.ndarray, experts: list[str], scores: list[float]) -> None:
+    def add_many(
+        self,
+        keys: list[str],
+        vectors: np.ndarray,
+        experts: list[str],
+        scores: list[float],
+        skills: list[str | None] | None = None,
+    ) -> None:
         first = {}
         for i, key in enumerate(keys):
             if key not in self.rows and key not in first:
@@ -48,11 +60,21 @@ class QualityModel:
             self.index.add(np.ascontiguousarray(vectors[list(first.values())], dtype=np.float32))
             pad = np.zeros((len(first), len(self.experts)))
             self.sums, self.counts = np.vstack([self.sums, pad]), np.vstack([self.counts, pad])
+            self.row_skill.extend(skills[i] if skills else None for i in first.values())
         cols = {e: c for c, e in enumerate(self.experts)}
-        for key, expert, score in zip(keys, experts, scores, strict=True):
+        for i, (key, expert, score) in enumerate(zip(keys, experts, scores, strict=True)):
             if expert in cols:
                 self.sums[self.rows[key], cols[expert]] += score
                 self.counts[self.rows[key], cols[expert]] += 1
+                if skills and skills[i]:
+                    self._add_skill(skills[i], cols[expert], score)
+
+    def _add_skill(self, skill: str, col: int, score: float) -> None:
+        if skill not in self.skill_sums:
+            self.skill_sums[skill] = np.zeros(len(self.experts))
+            self.skill_counts[skill] = np.zeros(len(self.experts))
+        self.skill_sums[skill][col] += score
+        self.skill_counts[skill][col] += 1
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -81,4 +103,23 @@ class QualityModel:
         has = (self.counts[ids] > 0).astype(np.float64)
         num = (weights[..., None] * means * has).sum(1)
         den = (weights[..., None] * has).sum(1)
-        return (num + self.shrink * prior) / (den + self.shrink)
+        priors = np.stack(
+            [self._skill_prior(row_ids, row_weights, prior) for row_ids, row_weights in zip(ids, weights, strict=True)]
+        )
+        return (num + self.shrink * priors) / (den + self.shrink)
+
+    def _skill_prior(self, ids: np.ndarray, weights: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Symbolic-MoE's profile as the prior: the experts' record on the skill most of the neighbours carry."""
+        if not self.skill_sums:
+            return prior
+        votes: dict[str, float] = {}
+        for i, w in zip(ids.tolist(), weights.tolist(), strict=True):
+            skill = self.row_skill[i] if i < len(self.row_skill) else None
+            if skill and w > 0:
+                votes[skill] = votes.get(skill, 0.0) + w
+        if not votes:
+            return prior
+        skill = max(votes, key=votes.get)  # type: ignore[arg-type]
+        counts = self.skill_counts[skill]
+        # Shrink the skill's record towards the global prior too: a rare skill has few outcomes.
+        return (self.skill_sums[skill] + self.shrink * prior) / (counts + self.shrink)
