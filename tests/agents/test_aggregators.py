@@ -77,6 +77,13 @@ def test_majority_vote_on_choice_letters() -> None:
     assert result.detail["chosen"] == "b"
 
 
+def test_simple_aggregators_accept_a_bare_decision_as_batch_jobs_pass_it() -> None:
+    decision = RoutingDecision(strategy="knn", experts=[])
+    answers = [ExpertAnswer("a", 0.4, "#### 12"), ExpertAnswer("b", 0.3, "It is 12."), ExpertAnswer("c", 0.3, "13")]
+    assert asyncio.run(MajorityVote().aggregate(answers, decision)).detail["answer"] == "12"  # type: ignore[arg-type]
+    assert asyncio.run(PassThrough().aggregate(answers, decision)).detail["chosen"] == "a"  # type: ignore[arg-type]
+
+
 def test_fallback_votes_only_when_answers_are_closed() -> None:
     closed = [ExpertAnswer("a", 0.5, "It is 4."), ExpertAnswer("b", 0.5, "4")]
     open_ = [ExpertAnswer("a", 0.5, "A poem about cats."), ExpertAnswer("b", 0.5, "Another poem.")]

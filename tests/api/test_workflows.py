@@ -112,6 +112,19 @@ def test_yaml_workflow_runs_end_to_end_through_chat_completions(api: TestClient)
     assert body["usage"]["completion_tokens"] > expert_tokens
 
 
+def test_workflow_answers_stream_with_the_trace_in_the_last_chunk(api: TestClient) -> None:
+    flow = "name: solo\nrouting: {experts: [smollm2]}\naggregator: {type: pass-through}\n"
+    assert api.post("/admin/workflows", content=flow.encode(), headers=YAML).status_code == 201
+    body = {"model": "moe:solo", "stream": True, "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 6}
+    with api.stream("POST", "/v1/chat/completions", json=body) as response:
+        assert response.status_code == 200
+        events = [line.removeprefix("data: ") for line in response.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    last = json.loads(events[-2])
+    assert [n["node"] for n in last["routing"]["nodes"]] == ["route", "call_experts", "aggregate"]
+    assert last["model"] == "moe:solo"
+
+
 def test_unknown_workflow_is_a_404_naming_the_model(api: TestClient) -> None:
     response = chat(api, "moe:no-such-flow")
     assert response.status_code == 404 and response.json()["error"]["param"] == "model"
