@@ -32,12 +32,15 @@ def test_scalings_match_peft_for_rslora_rank_and_alpha_patterns(adapter_root: Pa
     for name in ["r16-mlp-rslora", "r6-patterns"]:
         ours = read_adapter(adapter_root / name)
         peft = PeftModel.from_pretrained(model, adapter_root / name, adapter_name="x")
+        compared = 0
         for module_name, module in peft.base_model.model.named_modules():
             scaling = getattr(module, "scaling", None)
             if isinstance(scaling, dict) and "x" in scaling:
                 lora = ours.modules[module_name]
                 assert lora.scaling == pytest.approx(module.scaling["x"]), module_name
                 assert lora.rank == module.r["x"]
+                compared += 1
+        assert compared == len(ours.modules) > 0
         peft.unload()
     assert read_adapter(adapter_root / "r6-patterns").ranks == {6, 2}
 
