@@ -22,12 +22,20 @@ def fixed_decision(experts: list[str]) -> RoutingDecision:
     )
 
 
+def overrides_dispatch(spec: RoutingSpec) -> bool:
+    """k and p go to the router as they are; these need the decision re-dispatched."""
+    return spec.threshold is not None or bool(spec.fallback) or bool(spec.shared_expert)
+
+
 def apply_routing(decision: RoutingDecision, spec: RoutingSpec) -> RoutingDecision:
     ranked = [(c.name, c.score) for c in sorted(decision.candidates, key=lambda c: (-c.score, c.name))]
     if not ranked:
         return decision
+    threshold = spec.threshold
+    if threshold is None and decision.out_of_scope:
+        threshold = float("inf")  # the router's own null-expert threshold already judged it out of scope
     config = DispatchConfig(
-        k=spec.k, p=spec.p, shared=spec.shared_expert, null_threshold=spec.threshold, fallback=spec.fallback
+        k=spec.k, p=spec.p, shared=spec.shared_expert, null_threshold=threshold, fallback=spec.fallback
     ).validated()
     in_scope = decision.in_scope_score if decision.in_scope_score is not None else decision.confidence
     chosen = dispatch(ranked, in_scope, config)

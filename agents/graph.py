@@ -15,7 +15,7 @@ from typing import Any, TypedDict, TypeVar
 from langgraph.graph import END, START, StateGraph
 
 from agents.aggregators import Aggregate, AggregationContext, ExpertAnswer
-from agents.dispatch import apply_routing, fixed_decision
+from agents.dispatch import apply_routing, fixed_decision, overrides_dispatch
 from agents.graph_aggregate import run_aggregator
 from agents.runtime import Runtime
 from agents.steps import refine, verify
@@ -159,8 +159,8 @@ class QueryGraph:
             return fixed_decision(spec.routing.experts)
         if state["k"] > len(experts):
             raise InvalidRequest(f"k is {state['k']} but only {len(experts)} experts are enabled", param="k")
-        decision = await self.runtime.router.aroute(text, state.get("strategy"), state["k"])
-        return apply_routing(decision, spec.routing) if spec is not DEFAULT_WORKFLOW else decision
+        decision = await self.runtime.router.aroute(text, state.get("strategy"), state["k"], spec.routing.p)
+        return apply_routing(decision, spec.routing) if overrides_dispatch(spec.routing) else decision
 
     async def call_expert(self, expert: ExpertOut, request: GenerationRequest) -> GenerationResult:
         """The one way this graph runs a model: through the workers' executor."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.dispatch import apply_routing
+from agents.dispatch import apply_routing, overrides_dispatch
 from agents.graph import QueryGraph
 from agents.runtime import Runtime
 from agents.workflow_spec import RoutingSpec, parse_workflow
@@ -51,9 +51,21 @@ def test_decision_parameters_top_p_threshold_shared_expert() -> None:
     assert [e.name for e in decide(k=3, p=0.5).experts] == ["a"]
     low = decide(threshold=0.7, fallback="c")
     assert [e.name for e in low.experts] == ["c"] and low.out_of_scope
+    routed_out = RoutingDecision(strategy="knn", experts=ranked[:1], candidates=ranked, out_of_scope=True)
+    assert [e.name for e in apply_routing(routed_out, RoutingSpec(fallback="b")).experts] == ["b"]
+    assert not overrides_dispatch(RoutingSpec(k=2, p=0.5)) and overrides_dispatch(RoutingSpec(shared_expert="c"))
     shared = decide(k=1, shared_expert="c")
     assert [e.name for e in shared.experts] == ["a", "c"] and shared.aggregator == "majority-vote"
     assert sum(e.score for e in shared.experts) == pytest.approx(1.0)
+
+
+def test_routed_workflow_with_top_p_and_a_shared_expert(graph: QueryGraph, in_app: Callable[..., Any]) -> None:
+    spec = parse_workflow("name: routed\nrouting: {k: 2, p: 0.5, shared_expert: smollm2}\n")
+    state = in_app(graph.run, ask("What is 15% of 80?"), workflow=spec)
+    names = [e.name for e in state["decision"].experts]
+    assert names == ["math-lora", "smollm2"]  # top-p keeps the confident math expert; the shared one joins
+    assert sorted(a.expert for a in state["answers"]) == sorted(names)
+    assert state["nodes"][0]["inputs"]["workflow"] == "routed" and state["decision"].aggregator == "majority-vote"
 
 
 def test_fixed_experts_answer_in_parallel_and_vote(graph: QueryGraph, in_app: Callable[..., Any]) -> None:
