@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter
 from openai.types import Model
 
+from agents.workflow_store import WorkflowRepository
 from api.deps import RuntimeDep
-from api.models import resolve_model, routing_models
+from api.models import MOE_PREFIX, resolve_model, routing_models
 from api.schemas import RouteRequest
+from core.db import session_scope
 from core.errors import InvalidRequest
 from router.decision import RoutingDecision
 
@@ -27,7 +29,16 @@ async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
         Model(id=e.name, object="model", created=int(e.created_at.timestamp()), owned_by=f"moe-router:{e.kind}")
         for e in experts.values()
     ]
+    data += [
+        Model(id=MOE_PREFIX + name, object="model", created=now, owned_by="moe-router:workflow")
+        for name in await asyncio.to_thread(_workflow_names, runtime)
+    ]
     return {"object": "list", "data": [m.model_dump() for m in data]}
+
+
+def _workflow_names(runtime: RuntimeDep) -> list[str]:
+    with session_scope(runtime.sessions) as session:
+        return [w.name for w in WorkflowRepository(session).list()]
 
 
 @router.post("/v1/route", tags=["routing"])

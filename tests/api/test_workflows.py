@@ -94,6 +94,7 @@ def test_yaml_workflow_runs_end_to_end_through_chat_completions(api: TestClient)
     assert saved.status_code == 201, saved.text
     assert api.post("/admin/workflows", content=CAREFUL.encode(), headers=YAML).status_code == 409
     assert [w["name"] for w in api.get("/admin/workflows", headers=AUTH).json()] == ["careful"]
+    assert "moe:careful" in [m["id"] for m in api.get("/v1/models").json()["data"]]
 
     response = chat(api, "moe:careful")
     assert response.status_code == 200, response.text
