@@ -76,7 +76,7 @@ def questions(settings: Settings, n: int) -> list[str]:
     path = settings.seed_data_dir / "gsm8k_test.jsonl"
     if path.is_file():
         rows = [json.loads(line)["question"] for line in path.read_text().splitlines()[: n * 2] if line.strip()]
-        return [q[:300] for q in rows[:n]] + [f"What is {i} times 7?" for i in range(max(0, n - len(rows)))]
+        return [q[:160] for q in rows[:n]] + [f"What is {i} times 7?" for i in range(max(0, n - len(rows)))]
     return [f"What is {i} times 7? Explain." for i in range(n)]
 
 
@@ -104,9 +104,14 @@ def measure_batch(settings: Settings, texts: list[str], max_tokens: int, solo: i
     engine.run(calls[:4])  # warm: adapters loaded, first-call costs paid
 
     size = settings.batch_chunk_size
-    started = time.perf_counter()
-    raw = [o for start in range(0, len(calls), size) for o in engine.run(calls[start : start + size])]
-    raw_tps = tokens_per_s(raw, time.perf_counter() - started)
+
+    def raw_tps() -> float:
+        started = time.perf_counter()
+        raw = [o for start in range(0, len(calls), size) for o in engine.run(calls[start : start + size])]
+        return tokens_per_s(raw, time.perf_counter() - started)
+
+    # The engine alone, before and after the pipeline run; the better of the two is the bar to meet.
+    raw_before = raw_tps()
 
     started = time.perf_counter()
     one = [engine.run([c])[0] for c in calls[:solo]]
@@ -123,8 +128,12 @@ def measure_batch(settings: Settings, texts: list[str], max_tokens: int, solo: i
     lines = FileStore(runtime.sessions).get(final.output_file_id).content.splitlines()
     generated = sum(json.loads(line)["response"]["body"]["usage"]["completion_tokens"] for line in lines)
     batch_tps = generated / seconds
-    return {"raw_mixed_batch_tok_s": raw_tps, "one_at_a_time_tok_s": solo_tps, "batch_e2e_tok_s": batch_tps,
-            "batch_e2e_s": seconds}  # fmt: skip
+    return {
+        "raw_mixed_batch_tok_s": max(raw_before, raw_tps()),
+        "one_at_a_time_tok_s": solo_tps,
+        "batch_e2e_tok_s": batch_tps,
+        "batch_e2e_s": seconds,
+    }
 
 
 class Server:
