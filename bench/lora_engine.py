@@ -173,9 +173,10 @@ def main() -> None:
         for fn in configs.values():  # warm-up: allocator, kernels, gathered slots
             fn()
         samples: dict[str, list[float]] = {k: [] for k in configs}
-        for _ in range(args.repeats):
+        for rep in range(args.repeats):
             for key, fn in configs.items():
                 samples[key].append(timed(fn))
+                print(f"[{rep + 1}/{args.repeats}] {key}: {samples[key][-1]:.1f} tokens/s", file=sys.stderr, flush=True)
         tps = {k: statistics.median(v) for k, v in samples.items()}
         result: dict[str, Any] = {
             "bench": "lora_engine", "device": str(device), "threads": args.threads, "batch": args.batch,

@@ -128,10 +128,13 @@ class MoELoRALinear(nn.Module):
     def _routed(self, x: torch.Tensor, y: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
         """Punica's BGMV in two batched matmuls: each row meets only its own adapter's A and B."""
         a, b = self._gathered_for(slots)
-        shape = x.shape
-        x3 = x.reshape(shape[0], -1, shape[-1])
-        out = torch.baddbmm(y.reshape(shape[0], -1, y.shape[-1]), torch.bmm(x3, a), b)
-        return out.reshape(*shape[:-1], -1)
+        if x.dim() != 3:  # the decoder always sends [rows, tokens, features]; other callers get reshaped
+            shape = x.shape
+            out = self._routed(x.reshape(shape[0], -1, shape[-1]), y.reshape(shape[0], -1, y.shape[-1]), slots)
+            return out.reshape(*shape[:-1], -1)
+        xa = torch.bmm(x, a)
+        # In place when no graph is recorded: y is this layer's fresh output, so nothing else sees it.
+        return y.baddbmm_(xa, b) if not torch.is_grad_enabled() else torch.baddbmm(y, xa, b)
 
     def _gathered_for(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cached = self._gathered
