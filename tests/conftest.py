@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from agents.prestart import prepare
 from api.app import create_app
-from core.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings, get_settings
 
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 TEST_MODEL_DIR = Path(os.environ.get("MOE_TEST_MODEL_DIR", REPO_ROOT / ".cache" / "test-models"))
@@ -38,6 +38,14 @@ def make_settings(data_dir: Path, **overrides: object) -> Settings:
         **overrides,
     }
     return Settings(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings_cache() -> Iterator[None]:
+    """CLI commands read settings from the environment: no test may see another test's cached copy."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
