@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router.heads import CosineHead, LogisticHead
+from router.heads import CosineHead, LogisticHead, MahalanobisHead
 
 log = logging.getLogger(__name__)
 FITTED_FILE = "fitted.pkl"
@@ -22,7 +22,7 @@ FITTED_FILE = "fitted.pkl"
 class FittedHead:
     """A classifier over fine labels (e.g. intents); `expert_of` maps each to its expert (e.g. domain)."""
 
-    head: CosineHead | LogisticHead
+    head: CosineHead | LogisticHead | MahalanobisHead
     expert_of: dict[str, str]
 
     @property

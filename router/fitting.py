@@ -10,7 +10,7 @@ from core.errors import InvalidRequest
 from router.data import Example
 from router.encoder import TextEncoder
 from router.fitted import FittedHead, FittedRouter
-from router.heads import CosineHead, LogisticHead
+from router.heads import CosineHead, LogisticHead, MahalanobisHead
 from router.metrics import OOS
 
 Progress = Callable[[str], None]
@@ -32,8 +32,17 @@ def fit_head(
             raise InvalidRequest(f"fine label '{e.fine}' appears under two labels", param="exemplars")
     vectors = encoder.encode([e.text for e in in_scope], batch_size=128)
     fine = [e.fine for e in in_scope]
-    head = CosineHead(epochs=epochs).fit(vectors, fine) if kind == "cosine" else LogisticHead().fit(vectors, fine)
-    return FittedHead(head, expert_of)
+    return FittedHead(_head(kind, epochs).fit(vectors, fine), expert_of)
+
+
+def _head(kind: str, epochs: int) -> CosineHead | LogisticHead | MahalanobisHead:
+    if kind == "cosine":
+        return CosineHead(epochs=epochs)
+    if kind == "mahalanobis":
+        return MahalanobisHead()
+    if kind == "logistic":
+        return LogisticHead()
+    raise InvalidRequest(f"unknown head kind '{kind}' (known: cosine, logistic, mahalanobis)", param="kind")
 
 
 def tune_null_threshold(

@@ -108,3 +108,47 @@ class LogisticHead:
         logits = self.logits(vectors)
         top = logits.max(1)
         return top + np.log(np.exp(logits - top[:, None]).sum(1))
+
+
+class MahalanobisHead:
+    """Class-conditional Gaussians with one shared (tied, shrunk) covariance: a generative head.
+
+    Why: a discriminative head only learns where classes border each other, so a query far from all
+    of them can still get a confident logit; the distance to the nearest class mean grows with it.
+    Probabilities are a softmax over -distance/2 (LDA's posterior); in-scope = -min distance."""
+
+    def __init__(self, shrink: float = 0.1) -> None:
+        self.shrink = shrink
+        self.labels: list[str] = []
+        self.means: np.ndarray | None = None
+        self.precision: np.ndarray | None = None
+
+    def fit(self, vectors: np.ndarray, labels: list[str]) -> MahalanobisHead:
+        self.labels = sorted(set(labels))
+        x = np.asarray(vectors, dtype=np.float64)
+        y = np.array([self.labels.index(label) for label in labels])
+        self.means = np.stack([x[y == k].mean(0) for k in range(len(self.labels))])
+        residual = x - self.means[y]
+        covariance = residual.T @ residual / max(len(x) - len(self.labels), 1)
+        # Shrink toward a scaled identity: 384 dims from a few thousand rows is a noisy estimate.
+        ridge = np.trace(covariance) / covariance.shape[0] * np.eye(covariance.shape[0])
+        self.precision = np.linalg.inv((1 - self.shrink) * covariance + self.shrink * ridge)
+        return self
+
+    def distances(self, vectors: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distance from every row to every class mean."""
+        if self.means is None or self.precision is None:
+            raise RuntimeError("the head is not fitted")
+        x = np.asarray(vectors, dtype=np.float64)
+        px, pm = x @ self.precision, self.means @ self.precision
+        squared = (px * x).sum(1)[:, None] - 2 * px @ self.means.T + (pm * self.means).sum(1)[None, :]
+        return np.maximum(squared, 0.0)
+
+    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
+        logits = -0.5 * self.distances(vectors)
+        logits -= logits.max(1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(1, keepdims=True)
+
+    def in_scope(self, vectors: np.ndarray) -> np.ndarray:
+        return -self.distances(vectors).min(1)
