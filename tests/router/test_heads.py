@@ -52,3 +52,19 @@ def test_heads_refuse_to_score_before_fitting() -> None:
     for head in (MahalanobisHead(), LogisticHead()):
         with pytest.raises(RuntimeError):
             head.in_scope(np.zeros((1, 4)))
+
+
+def test_score_ensemble_standardises_on_fit_rows_and_sums() -> None:
+    from router.ensemble import ScoreEnsemble
+
+    # Column 2 is on a 100x scale: after standardising, both columns weigh the same.
+    tune = np.array([[0.0, 0.0], [1.0, 100.0], [2.0, 200.0]])
+    ensemble = ScoreEnsemble().fit(tune)
+    combined = ensemble.combine(np.array([[1.0, 100.0], [2.0, 0.0], [0.0, 200.0]]))
+    spread = tune[:, 0].std()
+    assert np.allclose(combined, [0.0, 1 / spread - 1 / spread, -1 / spread + 1 / spread])
+    assert np.allclose(ensemble.combine(np.array([[3.0, 300.0]])), [2 * 2 / spread])
+    with pytest.raises(RuntimeError):
+        ScoreEnsemble().combine(tune)
+    with pytest.raises(ValueError):
+        ScoreEnsemble().fit(np.zeros(3))
