@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import core.env  # noqa: E402, F401  (offline defaults before heavy imports)
 from agents.batch import BatchService  # noqa: E402
 from agents.runtime import Runtime  # noqa: E402
+from api.app import create_app  # noqa: E402
 from api.routes.batches import parse_input  # noqa: E402
+from api.serving import ThreadedServer  # noqa: E402
 from core.db import make_engine, make_session_factory, migrate, session_scope  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from experts.bundled import DEFAULT_BASE, base_model_path, check_base_model  # noqa: E402
@@ -136,30 +136,6 @@ def measure_batch(settings: Settings, texts: list[str], max_tokens: int, solo: i
     }
 
 
-class Server:
-    def __init__(self, settings: Settings) -> None:
-        import uvicorn
-
-        from api.app import create_app
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 async def _clients(url: str, texts: list[str], max_tokens: int) -> int:
     import httpx
 
@@ -179,7 +155,9 @@ async def _clients(url: str, texts: list[str], max_tokens: int) -> int:
 def measure_online(settings: Settings, texts: list[str], max_tokens: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for label, window, size in (("microbatched", 8.0, 32), ("unbatched", 0.0, 1)):
-        with Server(settings.model_copy(update={"batch_window_ms": window, "max_batch_size": size})) as server:
+        with ThreadedServer(
+            create_app(settings.model_copy(update={"batch_window_ms": window, "max_batch_size": size}))
+        ) as server:
             started = time.perf_counter()
             tokens = asyncio.run(_clients(server.url, texts, max_tokens))
             out[f"online_{label}_tok_s"] = tokens / (time.perf_counter() - started)

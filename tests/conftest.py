@@ -7,9 +7,6 @@ local run skips that work; CI starts from a fresh clone and builds them once per
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +19,7 @@ from sqlalchemy import create_engine, text
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from agents.prestart import prepare
 from api.app import create_app
+from api.serving import ThreadedServer
 from core.settings import REPO_ROOT, Settings, get_settings
 
 torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -85,36 +83,11 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class LiveServer:
+class LiveServer(ThreadedServer):
     """This project's own API on a loopback port, served by a real uvicorn in a thread."""
 
     def __init__(self, settings: Settings) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        super().__init__(create_app(settings))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +15,13 @@ from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from openai.types.chat import ChatCompletion
 
+from api.serving import ThreadedServer, free_port
 from core.settings import REPO_ROOT, Settings
-from tests.conftest import _service_unavailable, free_port
+from tests.conftest import _service_unavailable
 
 TEST_REDIS_URL = os.environ.get("MOE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -162,24 +161,11 @@ def echo_app(delay_s: float, failures: dict[str, int]) -> FastAPI:
     return app
 
 
-class EchoServer:
+class EchoServer(ThreadedServer):
     def __init__(self, delay_s: float = 0.02) -> None:
         self.failures: dict[str, int] = {}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        config = uvicorn.Config(echo_app(delay_s, self.failures), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> EchoServer:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+        super().__init__(echo_app(delay_s, self.failures))
+        self.url = f"{self.url}/v1"
 
 
 @pytest.fixture()
