@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from agents.prestart import prepare
 from api.app import create_app
 from api.cli import app as cli
+from api.serving import free_port
 from core.db import session_scope
 from core.settings import Settings, get_settings
 from experts.schemas import ExpertKind, ExpertSpec, ExpertUpdate
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 
 KEY = "workflow-admin-key"
 AUTH = {"X-API-Key": KEY}
