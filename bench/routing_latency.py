@@ -10,12 +10,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,12 +44,6 @@ async def main():
         print(json.dumps({"seconds": time.perf_counter() - start}))
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def registry(per_domain: int = 40) -> list[ExpertSpec]:
@@ -92,9 +84,8 @@ def batched_throughput(encoder: Encoder, texts: list[str], batch: int = 64) -> f
 
 
 def http_throughput(texts: list[str], clients: int) -> float:
-    import uvicorn
-
     from api.app import create_app
+    from api.serving import ThreadedServer
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))  # type: ignore[call-arg]
@@ -106,20 +97,11 @@ def http_throughput(texts: list[str], clients: int) -> float:
             for spec in registry():
                 repo.add(spec)
         engine.dispose()
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.1)
-        try:
+        with ThreadedServer(create_app(settings)) as server:
             out = subprocess.run(
-                [sys.executable, "-c", CLIENT, f"http://127.0.0.1:{port}/v1/route", str(clients)],
+                [sys.executable, "-c", CLIENT, f"{server.url}/v1/route", str(clients)],
                 input=json.dumps(texts), capture_output=True, text=True, check=True,
             )  # fmt: skip
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
     return len(texts) / json.loads(out.stdout)["seconds"]
 
 
