@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
 from typing import Any
 
-from openai.types.chat import ChatCompletion
-
 from agents.aggregators import ExpertAnswer, get_aggregator
+from agents.completion import completion_body
 from agents.graph import routing_text
 from agents.runtime import Runtime
 from core.errors import MoEError, NotFound
@@ -157,28 +154,5 @@ class BatchService:
         except MoEError as exc:
             return LineOutcome(row.custom_id, error=error_to_json(exc))
         decision.aggregator = aggregator.name
-        return LineOutcome(row.custom_id, response=completion(row.request["model"], fused.text, fused.finish_reason,
-                                                              answers, decision))  # fmt: skip
-
-
-def completion(
-    model: str, text: str, finish_reason: str, answers: list[ExpertAnswer], decision: RoutingDecision
-) -> dict[str, Any]:
-    """The same chat.completion body the online endpoint returns, with its `routing` object."""
-    prompt = sum(a.prompt_tokens for a in answers)
-    generated = sum(a.completion_tokens for a in answers)
-    body = ChatCompletion(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
-        object="chat.completion",
-        created=int(time.time()),
-        model=model,
-        choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
-        usage={"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated},
-    )
-    routing = {
-        **decision.model_dump(),
-        "answers": [
-            {"expert": a.expert, "weight": a.weight, "completion_tokens": a.completion_tokens} for a in answers
-        ],
-    }
-    return {**body.model_dump(exclude_none=True), "routing": routing}
+        response = completion_body(row.request["model"], fused.text, fused.finish_reason, answers, decision)
+        return LineOutcome(row.custom_id, response=response)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.completion_usage import CompletionUsage
+from openai.types.chat import ChatCompletionChunk
 from sse_starlette.sse import EventSourceResponse
 
+from agents.completion import completion_body
 from agents.graph import QueryState
 from api.deps import GraphDep, RuntimeDep
 from api.models import resolve_target
@@ -40,43 +38,12 @@ def generation_request(body: ChatCompletionRequest, settings: Settings) -> Gener
     )
 
 
-def routing_trace(state: QueryState) -> dict[str, Any]:
-    decision = state["decision"]
-    return {
-        **decision.model_dump(),
-        "answers": [
-            {
-                "expert": a.expert,
-                "weight": a.weight,
-                "completion_tokens": a.completion_tokens,
-                "ms": a.elapsed_ms,
-            }
-            for a in state["answers"]
-        ],
-        "nodes": state["nodes"],
-    }
-
-
-def completion_body(model: str, state: QueryState) -> dict[str, Any]:
+def completion_from_state(model: str, state: QueryState) -> dict[str, Any]:
     result = state["result"]
-    calls = [*state["answers"], *state.get("calls", [])]  # aggregator and step calls cost tokens too
-    prompt = sum(a.prompt_tokens for a in calls)
-    completion = sum(a.completion_tokens for a in calls)
-    body = ChatCompletion(
-        id=f"chatcmpl-{uuid.uuid4().hex}",
-        object="chat.completion",
-        created=int(time.time()),
-        model=model,
-        choices=[
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": result.finish_reason,
-            }
-        ],
-        usage=CompletionUsage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion),
-    )
-    return {**body.model_dump(exclude_none=True), "routing": routing_trace(state)}
+    return completion_body(
+        model, result.text, result.finish_reason, state["answers"], state["decision"],
+        extra_calls=state.get("calls", []), nodes=state["nodes"],
+    )  # fmt: skip
 
 
 async def _chunks(body: dict[str, Any]) -> AsyncIterator[str]:
@@ -110,7 +77,7 @@ async def chat_completions(body: ChatCompletionRequest, runtime: RuntimeDep, gra
     for answer in state["answers"]:
         metrics.expert_calls.labels(answer.expert, state["decision"].strategy).inc()
         metrics.tokens.labels(answer.expert).inc(answer.completion_tokens)
-    completion = completion_body(body.model, state)
+    completion = completion_from_state(body.model, state)
     if body.stream:
         return EventSourceResponse(_chunks(completion))
     return completion
