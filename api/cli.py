@@ -15,9 +15,9 @@ from rich.table import Table
 import core.env  # noqa: F401  (offline defaults before heavy imports)
 from api.cli_adapters import adapters_app
 from api.cli_batch import batch_app, worker
+from api.cli_common import fail, registry_session
 from api.cli_router import eval_app, router_app
 from api.cli_workflows import app as workflows_app
-from core.db import make_engine, make_session_factory, migrate, session_scope
 from core.errors import MoEError
 from core.logging import configure_logging
 from core.settings import get_settings
@@ -39,20 +39,8 @@ console = Console()
 
 @contextmanager
 def _repository() -> Iterator[ExpertRepository]:
-    settings = get_settings()
-    settings.ensure_dirs()
-    migrate(settings.sqlalchemy_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield ExpertRepository(session, settings.model_dir, check_base_model)
-    finally:
-        engine.dispose()
-
-
-def _fail(exc: MoEError) -> None:
-    console.print(f"[red]error[/red]: {exc.message}")
-    raise typer.Exit(code=2)
+    with registry_session() as session:
+        yield ExpertRepository(session, get_settings().model_dir, check_base_model)
 
 
 @app.command()
@@ -129,7 +117,7 @@ def experts_add(
         with _repository() as repo:
             added = repo.add(spec)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     except ValueError as exc:  # pydantic's ValidationError
         console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(code=2) from exc
@@ -143,7 +131,7 @@ def experts_remove(name: str) -> None:
         with _repository() as repo:
             repo.remove(name)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"removed expert '{name}'")
 
 
@@ -178,7 +166,7 @@ def route(text: str, model: Annotated[str, typer.Option()] = "moe:auto", k: int 
         runtime = Runtime.build(get_settings())
         decision = runtime.router.route(text, target.strategy, k)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(decision.model_dump_json(indent=2))
 
 
@@ -192,6 +180,6 @@ def chat(
     try:
         state = _run_graph(text, model, max_tokens)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(state["result"].text)
     console.print(f"[dim]routed to {', '.join(state['decision'].expert_names)} ({state['decision'].strategy})[/dim]")

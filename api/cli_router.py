@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from api.cli_common import fail
 from core.errors import InvalidRequest, MoEError
 from core.settings import get_settings
 
@@ -22,11 +23,6 @@ ExemplarsOpt = Annotated[Path, typer.Option("--exemplars", help="JSONL {text, la
 LabelOpt = Annotated[str, typer.Option("--label-field", help="Field holding the label (the expert).")]
 FineOpt = Annotated[str | None, typer.Option("--fine-label-field", help="Optional finer label, e.g. intent.")]
 OosOpt = Annotated[str, typer.Option("--oos-label", help="Label meaning out-of-scope (null expert).")]
-
-
-def _fail(exc: MoEError) -> None:
-    console.print(f"[red]error[/red]: {exc.message}")
-    raise typer.Exit(code=2)
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +60,7 @@ def fit(
     try:
         fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, target_oos_recall)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     path = fitted.save(get_settings().data_dir / "router")
     experts = fitted.head.experts if fitted.head else []
     typer.echo(json.dumps({"saved": str(path), "experts": experts, "null_threshold": fitted.null_threshold}))
@@ -98,7 +94,7 @@ def eval_routing(
             router.refresh(experts_from_examples(train, oos_label), "eval")
             report = evaluate_router(router, rows, strategy, oos_label)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     predicted = report.pop("predicted")
     if plot:
         from router.plots import confusion_png
@@ -145,7 +141,7 @@ def eval_cost_quality(
             raise InvalidRequest("the outcomes name fewer than two experts", param="outcomes")
         report = cost_quality(_encoder(), train, rows, strong or ranked[-1], weak or ranked[0])
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     if plot:
         from router.plots import curve_png
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from agents.workflow_spec import WorkflowSpec, parse_workflow, workflow_json_schema
 from agents.workflow_store import AggregatorChoiceRepository, WorkflowRepository
-from core.db import make_engine, make_session_factory, migrate, session_scope
+from api.cli_common import fail, registry_session
 from core.errors import MoEError
 from core.settings import get_settings
 
@@ -26,26 +26,14 @@ FileArg = Annotated[Path, typer.Argument(help="A workflow definition, YAML or JS
 
 @contextmanager
 def _store() -> Iterator[WorkflowRepository]:
-    settings = get_settings()
-    settings.ensure_dirs()
-    migrate(settings.sqlalchemy_url)
-    engine = make_engine(settings.sqlalchemy_url)
-    try:
-        with session_scope(make_session_factory(engine)) as session:
-            yield WorkflowRepository(session)
-    finally:
-        engine.dispose()
+    with registry_session() as session:
+        yield WorkflowRepository(session)
 
 
 @contextmanager
 def _choices() -> Iterator[AggregatorChoiceRepository]:
     with _store() as repo:
         yield AggregatorChoiceRepository(repo.session)
-
-
-def _fail(exc: MoEError) -> None:
-    console.print(f"[red]error[/red]: {exc.message}")
-    raise typer.Exit(code=2)
 
 
 def _read(path: Path) -> WorkflowSpec:
@@ -64,7 +52,7 @@ def add(path: FileArg, replace: Annotated[bool, typer.Option(help="Overwrite a s
         with _store() as repo:
             saved = repo.save(spec, replace=replace)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"saved workflow '{saved.name}'; call it as model 'moe:{saved.name}'")
 
 
@@ -76,7 +64,7 @@ def validate(path: FileArg) -> None:
         with _store() as repo:
             repo.validate(spec)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"workflow '{spec.name}' is valid")
 
 
@@ -103,7 +91,7 @@ def remove(name: str) -> None:
         with _store() as repo:
             repo.remove(name)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"removed workflow '{name}'")
 
 
@@ -123,7 +111,7 @@ def calibrate_cmd(
             with _choices() as repo:
                 repo.store(choices)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     except OSError as exc:
         console.print(f"[red]error[/red]: cannot read {path}: {exc.strerror}")
         raise typer.Exit(code=2) from exc
@@ -175,7 +163,7 @@ def run(
             spec = repo.get(name).spec()
         state = _run(spec, text, max_tokens)
     except MoEError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(state["result"].text)
     console.print(f"[dim]nodes: {' -> '.join(n['node'] for n in state['nodes'])}[/dim]")
     if trace:
