@@ -2,6 +2,9 @@
 
 Workers only run expert calls; routing and aggregation need the router and the aggregators, so the
 job is driven from here. Every step reads and writes the database, so a job resumes where it stopped.
+Lines whose model is a workflow (`moe:<name>`) run through the same graph as online queries, a chunk
+at a time and beside the grouped lines; their expert calls go through the same executor, whose
+micro-batcher groups them by expert.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import logging
 from typing import Any
 
 from agents.aggregators import ExpertAnswer, get_aggregator
-from agents.completion import completion_body
-from agents.graph import routing_text
+from agents.completion import completion_body, completion_from_state
+from agents.graph import QueryGraph, routing_text
 from agents.runtime import Runtime
+from agents.workflow_spec import WorkflowSpec
 from core.errors import MoEError, NotFound
 from experts.generation import ExpertCall
 from experts.schemas import ExpertOut
@@ -33,10 +37,13 @@ log = logging.getLogger(__name__)
 class BatchService:
     """Runs each batch job as one asyncio task in this process; expert calls go to the dispatcher."""
 
-    def __init__(self, runtime: Runtime, dispatcher: BatchDispatcher | None = None) -> None:
+    def __init__(
+        self, runtime: Runtime, dispatcher: BatchDispatcher | None = None, graph: QueryGraph | None = None
+    ) -> None:
         self.runtime = runtime
         self.store = BatchStore(runtime.sessions)
         self.dispatcher = dispatcher or make_dispatcher(runtime.pool, runtime.sessions, runtime.settings)
+        self.graph = graph or QueryGraph(runtime)
         self._jobs: dict[str, asyncio.Task[None]] = {}
 
     def start(self, batch_id: str) -> None:
@@ -65,8 +72,9 @@ class BatchService:
             await asyncio.to_thread(self._route_all, batch_id)
             calls = await asyncio.to_thread(self._pending_calls, batch_id)
             groups = group_calls(calls, pool_key(self.runtime.pool))
-            await self.dispatcher.run(
-                batch_id, groups, lambda: self._stopped(batch_id), lambda: self._aggregate(batch_id)
+            is_stopped, aggregate = (lambda: self._stopped(batch_id)), (lambda: self._aggregate(batch_id))
+            await asyncio.gather(
+                self.dispatcher.run(batch_id, groups, is_stopped, aggregate), self._run_workflows(batch_id)
             )
             await self._aggregate(batch_id)
             stopped = await self._stopped(batch_id)
@@ -88,6 +96,8 @@ class BatchService:
         experts = self.runtime.enabled_experts()
         decisions = []
         for row in self.store.rows(batch_id, status="pending"):
+            if _workflow_of(row) is not None:
+                continue  # the graph routes these itself
             try:
                 decision = self._route(row.request, experts)
                 decisions.append((row.custom_id, decision.model_dump(), None))
@@ -104,6 +114,28 @@ class BatchService:
             return RoutingDecision(strategy="direct", experts=[ExpertScore(name=name, score=1.0)], confidence=1.0)
         text = routing_text(request["messages"])
         return self.runtime.router.route(text, target.get("strategy"), int(request.get("k", 1)))
+
+    async def _run_workflows(self, batch_id: str) -> None:
+        """Workflow lines, a chunk at a time so a cancel stops them promptly; each chunk is saved as it ends."""
+        rows = [r for r in await asyncio.to_thread(self.store.rows, batch_id, "pending") if _workflow_of(r)]
+        size = self.runtime.settings.batch_chunk_size
+        for start in range(0, len(rows), size):
+            if await self._stopped(batch_id):
+                return
+            outcomes = await asyncio.gather(*(self._run_workflow(row) for row in rows[start : start + size]))
+            await asyncio.to_thread(self.store.finish_lines, batch_id, outcomes)
+
+    async def _run_workflow(self, row: BatchRequest) -> LineOutcome:
+        workflow = _workflow_of(row)
+        try:
+            state = await self.graph.run(request_from_json(row.request), workflow=workflow)
+        except MoEError as exc:
+            return LineOutcome(row.custom_id, error=error_to_json(exc))
+        except Exception as exc:  # one line's failure is that line's error, never the whole job's
+            log.exception("batch line %s failed in workflow %s", row.custom_id, row.request["model"])
+            failure = MoEError(f"the workflow failed: {exc!r}", param="model", code="workflow_failed")
+            return LineOutcome(row.custom_id, error=error_to_json(failure))
+        return LineOutcome(row.custom_id, response=completion_from_state(row.request["model"], state))
 
     def _pending_calls(self, batch_id: str) -> list[BatchCall]:
         experts = self.runtime.enabled_experts()
@@ -156,3 +188,9 @@ class BatchService:
         decision.aggregator = aggregator.name
         response = completion_body(row.request["model"], fused.text, fused.finish_reason, answers, decision)
         return LineOutcome(row.custom_id, response=response)
+
+
+def _workflow_of(row: BatchRequest) -> WorkflowSpec | None:
+    """The workflow a line names, as it was when the job was submitted."""
+    stored = row.request["target"].get("workflow")
+    return WorkflowSpec.model_validate(stored) if stored else None

@@ -11,6 +11,7 @@ from openai.types.chat import ChatCompletion
 from openai.types.completion_usage import CompletionUsage
 
 from agents.aggregators import ExpertAnswer
+from agents.graph import QueryState
 from router.decision import RoutingDecision
 
 
@@ -46,3 +47,12 @@ def completion_body(
     if nodes is not None:
         routing["nodes"] = nodes
     return {**body.model_dump(exclude_none=True), "routing": routing}
+
+
+def completion_from_state(model: str, state: QueryState) -> dict[str, Any]:
+    """The body for a query the graph has run: its trace lists every node."""
+    result = state["result"]
+    return completion_body(
+        model, result.text, result.finish_reason, state["answers"], state["decision"],
+        extra_calls=state.get("calls", []), nodes=state["nodes"],
+    )  # fmt: skip

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = await asyncio.to_thread(Runtime.build, settings)
         app.state.runtime = runtime
         app.state.graph = QueryGraph(runtime)
-        app.state.batches = BatchService(runtime)
+        app.state.batches = BatchService(runtime, graph=app.state.graph)
         await app.state.batches.resume()
         yield
         await app.state.batches.aclose()

@@ -1,9 +1,12 @@
-"""The `model` field names a target: `moe:auto`, `moe:<strategy>`, or an expert's name."""
+"""The `model` field names a target: `moe:auto`, `moe:<strategy>`, `moe:<workflow>`, or an expert's name."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from agents.runtime import Runtime
 from agents.workflow_spec import WorkflowSpec
@@ -21,6 +24,11 @@ class Target:
     strategy: str | None = None
     expert: str | None = None
     workflow: WorkflowSpec | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What a batch line stores: the workflow as it was when the job was submitted."""
+        workflow = self.workflow.model_dump(mode="json") if self.workflow else None
+        return {"strategy": self.strategy, "expert": self.expert, "workflow": workflow}
 
 
 def resolve_model(model: str) -> Target:
@@ -52,18 +60,32 @@ def _stored_workflow(runtime: Runtime, name: str) -> WorkflowSpec | None:
     return found.spec() if found else None
 
 
-async def resolve_target(model: str, runtime: Runtime) -> Target:
+def stored_workflows(runtime: Runtime) -> dict[str, WorkflowSpec]:
+    with session_scope(runtime.sessions) as session:
+        return {w.name: w.spec() for w in WorkflowRepository(session).list()}
+
+
+def resolve(model: str, find_workflow: Callable[[str], WorkflowSpec | None]) -> Target:
     """Like `resolve_model`, but `moe:<name>` may also name a stored workflow (strategies win on a clash)."""
     try:
         return resolve_model(model)
     except NotFound:
         if not model.startswith(MOE_PREFIX):
             raise
-        spec = await asyncio.to_thread(_stored_workflow, runtime, model.removeprefix(MOE_PREFIX))
-        if spec is None:
-            raise NotFound(
-                f"unknown model '{model}': neither a routing model ({', '.join(routing_models())}) "
-                "nor a stored workflow (see GET /admin/workflows)",
-                param="model",
-            ) from None
-        return Target(workflow=spec)
+    spec = find_workflow(model.removeprefix(MOE_PREFIX))
+    if spec is None:
+        raise NotFound(
+            f"unknown model '{model}': neither a routing model ({', '.join(routing_models())}) "
+            "nor a stored workflow (see GET /admin/workflows)",
+            param="model",
+        )
+    return Target(workflow=spec)
+
+
+async def resolve_target(model: str, runtime: Runtime) -> Target:
+    try:
+        return resolve_model(model)  # routing models and experts need no database read
+    except NotFound:
+        if not model.startswith(MOE_PREFIX):
+            raise
+    return await asyncio.to_thread(resolve, model, partial(_stored_workflow, runtime))

@@ -97,7 +97,7 @@ def measure_batch(settings: Settings, texts: list[str], max_tokens: int, solo: i
     runtime = Runtime.build(settings)
     experts = runtime.enabled_experts()
     content = input_jsonl(texts, max_tokens)
-    items, refused = parse_input(content, settings)
+    items, refused = parse_input(content, settings, {}.get)
     assert not refused, refused[:1]
     calls = [ExpertCall(experts[i.request["target"]["expert"]], request_from_json(i.request)) for i in items]
     engine = runtime.pool.engine(DEFAULT_BASE)

@@ -165,7 +165,7 @@ class BatchStore:
                 status = "failed" if o.error else "done"
                 session.execute(
                     self._line(batch_id, o.custom_id)
-                    .where(BatchRequest.status == "routed")
+                    .where(BatchRequest.status.in_(("pending", "routed")))  # workflow lines finish unrouted
                     .values(status=status, response=o.response, error=o.error)
                 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,8 +12,9 @@ from openai.types import Batch as BatchObject
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.batch import BatchService
+from agents.workflow_spec import WorkflowSpec
 from api.deps import RuntimeDep
-from api.models import resolve_model
+from api.models import resolve, stored_workflows
 from api.routes.chat import generation_request
 from api.schemas import ChatCompletionRequest
 from core.errors import InvalidRequest, MoEError
@@ -55,7 +56,10 @@ def _body_error(exc: ValidationError) -> LineRefused:
     return LineRefused("invalid_request", f"body.{loc}: {first['msg']}", f"body.{loc}")
 
 
-def parse_line(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
+FindWorkflow = Callable[[str], WorkflowSpec | None]
+
+
+def parse_line(raw: str, settings: Settings, find_workflow: FindWorkflow) -> tuple[str, dict[str, Any]]:
     """One input line -> (custom_id, normalised request with its target); raises LineRefused with the reason."""
     try:
         line = json.loads(raw)
@@ -75,14 +79,16 @@ def parse_line(raw: str, settings: Settings) -> tuple[str, dict[str, Any]]:
     except ValidationError as exc:
         raise _body_error(exc) from exc
     try:
-        target = resolve_model(body.model)
+        target = resolve(body.model, find_workflow)
         request = generation_request(body, settings)
     except MoEError as exc:
-        raise LineRefused(exc.code or "invalid_request", exc.message, exc.param and f"body.{exc.param}") from exc
-    return custom_id, {**request_to_json(request), "model": body.model, "target": asdict(target), "k": body.k}
+        raise LineRefused(exc.code or exc.error_type, exc.message, exc.param and f"body.{exc.param}") from exc
+    return custom_id, {**request_to_json(request), "model": body.model, "target": target.to_json(), "k": body.k}
 
 
-def parse_input(content: str, settings: Settings) -> tuple[list[LineItem], list[dict[str, Any]]]:
+def parse_input(
+    content: str, settings: Settings, find_workflow: FindWorkflow
+) -> tuple[list[LineItem], list[dict[str, Any]]]:
     """Valid lines become work; refused lines become error-file entries, and the rest still run."""
     items: list[LineItem] = []
     refused: list[dict[str, Any]] = []
@@ -93,7 +99,7 @@ def parse_input(content: str, settings: Settings) -> tuple[list[LineItem], list[
                              param="input_file_id")  # fmt: skip
     for n, raw in lines:
         try:
-            custom_id, request = parse_line(raw, settings)
+            custom_id, request = parse_line(raw, settings, find_workflow)
             if custom_id in seen:
                 raise LineRefused("duplicate_custom_id", f"custom_id '{custom_id}' appears more than once", "custom_id")
         except LineRefused as exc:
@@ -140,7 +146,8 @@ async def create_batch(body: BatchCreate, runtime: RuntimeDep, service: BatchesD
     source = await asyncio.to_thread(FileStore(runtime.sessions).get, body.input_file_id, "input_file_id")
     if source.purpose != "batch":
         raise InvalidRequest(f"file '{source.id}' has purpose '{source.purpose}', not 'batch'", param="input_file_id")
-    items, refused = await asyncio.to_thread(parse_input, source.content, runtime.settings)
+    workflows = await asyncio.to_thread(stored_workflows, runtime)  # read once, not once per line
+    items, refused = await asyncio.to_thread(parse_input, source.content, runtime.settings, workflows.get)
     batch = await asyncio.to_thread(
         service.store.create, source.id, body.endpoint, body.completion_window, items, refused, body.metadata
     )

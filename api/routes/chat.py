@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request
 from openai.types.chat import ChatCompletionChunk
 from sse_starlette.sse import EventSourceResponse
 
-from agents.completion import completion_body
-from agents.graph import QueryState
+from agents.completion import completion_from_state
 from api.deps import GraphDep, RuntimeDep
 from api.models import resolve_target
 from api.schemas import ChatCompletionRequest
@@ -36,14 +35,6 @@ def generation_request(body: ChatCompletionRequest, settings: Settings) -> Gener
         seed=body.seed,
         stop=tuple(body.stop or ()),
     )
-
-
-def completion_from_state(model: str, state: QueryState) -> dict[str, Any]:
-    result = state["result"]
-    return completion_body(
-        model, result.text, result.finish_reason, state["answers"], state["decision"],
-        extra_calls=state.get("calls", []), nodes=state["nodes"],
-    )  # fmt: skip
 
 
 async def _chunks(body: dict[str, Any]) -> AsyncIterator[str]:

@@ -1,86 +1,48 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.cli import app as cli
 from core.settings import Settings
+from tests.api.batch_client import batch_line, create_batch, jsonl_file, upload, wait_batch
 from tests.conftest import LiveServer
-
-
-def _line(custom_id: str, model: str, content: str, max_tokens: int = 6, **extra: Any) -> str:
-    body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens, **extra}
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body})
-
-
-def _upload(client: TestClient, lines: list[str]) -> str:
-    files = {"file": ("in.jsonl", "\n".join(lines) + "\n", "application/jsonl")}
-    response = client.post("/v1/files", files=files, data={"purpose": "batch"})
-    assert response.status_code == 200, response.text
-    assert response.json()["purpose"] == "batch"
-    return response.json()["id"]
-
-
-def _create(client: TestClient, file_id: str) -> dict[str, Any]:
-    response = client.post(
-        "/v1/batches", json={"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _wait(client: TestClient, batch_id: str, statuses: tuple[str, ...], timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        batch = client.get(f"/v1/batches/{batch_id}").json()
-        if batch["status"] in statuses:
-            return batch
-        time.sleep(0.2)
-    raise AssertionError(f"batch {batch_id} still {batch['status']}")
-
-
-def _jsonl(client: TestClient, file_id: str) -> list[dict[str, Any]]:
-    response = client.get(f"/v1/files/{file_id}/content")
-    assert response.status_code == 200
-    return [json.loads(line) for line in response.text.splitlines()]
 
 
 def test_batch_runs_good_lines_in_order_and_reports_bad_ones(client: TestClient) -> None:
     good = [
-        _line("q-math", "math-lora", "What is 12 plus 30?"),
-        _line("q-auto", "moe:auto", "Which treaty ended the First World War?"),
-        _line("q-chat", "smollm2", "Say hello to me."),
-        _line("q-know", "knowledge-lora", "Who wrote Pride and Prejudice?"),
+        batch_line("q-math", "math-lora", "What is 12 plus 30?"),
+        batch_line("q-auto", "moe:auto", "Which treaty ended the First World War?"),
+        batch_line("q-chat", "smollm2", "Say hello to me."),
+        batch_line("q-know", "knowledge-lora", "Who wrote Pride and Prejudice?"),
     ]
     lines = [
         good[0],
         "{this is not json",
         good[1],
-        _line("q-unknown-expert", "no-such-expert", "hello"),
-        _line("q-unknown-router", "moe:nonsense", "hello"),
+        batch_line("q-unknown-expert", "no-such-expert", "hello"),
+        batch_line("q-unknown-router", "moe:nonsense", "hello"),
         good[2],
-        _line("q-long", "smollm2", "word " * 8300),
-        _line("q-math", "smollm2", "duplicate id"),
-        _line("q-bad-body", "smollm2", "hi", max_tokens=0),
+        batch_line("q-long", "smollm2", "word " * 8300),
+        batch_line("q-math", "smollm2", "duplicate id"),
+        batch_line("q-bad-body", "smollm2", "hi", max_tokens=0),
         good[3],
     ]
-    batch = _create(client, _upload(client, lines))
+    batch = create_batch(client, upload(client, lines))
     assert batch["status"] in ("in_progress", "finalizing", "completed")
-    done = _wait(client, batch["id"], ("completed",))
+    done = wait_batch(client, batch["id"], ("completed",))
     assert done["request_counts"] == {"total": 10, "completed": 4, "failed": 6}
 
-    outputs = _jsonl(client, done["output_file_id"])
+    outputs = jsonl_file(client, done["output_file_id"])
     assert [o["custom_id"] for o in outputs] == ["q-math", "q-auto", "q-chat", "q-know"]
     assert all(o["response"]["status_code"] == 200 and o["error"] is None for o in outputs)
     first = outputs[0]["response"]["body"]
     assert first["object"] == "chat.completion" and first["routing"]["experts"][0]["name"] == "math-lora"
 
-    errors = {(e["custom_id"], e["error"]["code"]): e for e in _jsonl(client, done["error_file_id"])}
+    errors = {(e["custom_id"], e["error"]["code"]): e for e in jsonl_file(client, done["error_file_id"])}
     codes = {code for _, code in errors}
     assert {"invalid_json", "duplicate_custom_id"} <= codes
     reasons = {cid: e["error"]["message"] for (cid, _), e in errors.items()}
@@ -98,25 +60,25 @@ def test_batch_answer_matches_the_online_answer(client: TestClient) -> None:
         json={"model": "math-lora", "messages": [{"role": "user", "content": content}], "max_tokens": 8},
     ).json()
     # The same line shares its batch with other experts' lines: its greedy answer must not change.
-    lines = [_line(f"pad-{i}", "knowledge-lora", f"Name a famous scientist, number {i}.", 8) for i in range(3)]
-    lines.insert(1, _line("target", "math-lora", content, 8))
-    done = _wait(client, _create(client, _upload(client, lines))["id"], ("completed",))
-    by_id = {o["custom_id"]: o["response"]["body"] for o in _jsonl(client, done["output_file_id"])}
+    lines = [batch_line(f"pad-{i}", "knowledge-lora", f"Name a famous scientist, number {i}.", 8) for i in range(3)]
+    lines.insert(1, batch_line("target", "math-lora", content, 8))
+    done = wait_batch(client, create_batch(client, upload(client, lines))["id"], ("completed",))
+    by_id = {o["custom_id"]: o["response"]["body"] for o in jsonl_file(client, done["output_file_id"])}
     assert by_id["target"]["choices"][0]["message"]["content"] == online["choices"][0]["message"]["content"]
 
 
 def test_cancel_stops_promptly_and_reports_what_finished(client: TestClient, settings: Settings) -> None:
-    lines = [_line(f"c-{i}", "math-lora", f"Count from 1 to {i + 20} slowly.", 8) for i in range(96)]
-    batch = _create(client, _upload(client, lines))
+    lines = [batch_line(f"c-{i}", "math-lora", f"Count from 1 to {i + 20} slowly.", 8) for i in range(96)]
+    batch = create_batch(client, upload(client, lines))
     cancelled = client.post(f"/v1/batches/{batch['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] in ("cancelling", "cancelled")
-    done = _wait(client, batch["id"], ("cancelled",), timeout=120)
+    done = wait_batch(client, batch["id"], ("cancelled",), timeout=120)
     counts = done["request_counts"]
     # Promptly: at most the chunk already on the model finishes; no further chunk starts.
     assert counts["total"] == 96 and counts["completed"] <= settings.batch_chunk_size
-    outputs = _jsonl(client, done["output_file_id"]) if done.get("output_file_id") else []
+    outputs = jsonl_file(client, done["output_file_id"]) if done.get("output_file_id") else []
     assert len(outputs) == counts["completed"]
-    errors = _jsonl(client, done["error_file_id"])
+    errors = jsonl_file(client, done["error_file_id"])
     assert len(errors) == 96 - counts["completed"]
     assert all(e["error"]["code"] == "batch_cancelled" for e in errors)
     again = client.post(f"/v1/batches/{batch['id']}/cancel")
@@ -137,7 +99,7 @@ def test_batch_api_refuses_bad_input_naming_the_field(client: TestClient) -> Non
 
     missing = client.post("/v1/batches", json={"input_file_id": "file-missing", "endpoint": "/v1/chat/completions"})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "input_file_id"
-    file_id = _upload(client, [_line("a", "smollm2", "hi")])
+    file_id = upload(client, [batch_line("a", "smollm2", "hi")])
     bad_endpoint = client.post("/v1/batches", json={"input_file_id": file_id, "endpoint": "/v1/embeddings"})
     assert bad_endpoint.status_code == 400 and bad_endpoint.json()["error"]["param"] == "endpoint"
     assert client.get("/v1/batches/batch_missing").status_code == 404
@@ -146,10 +108,10 @@ def test_batch_api_refuses_bad_input_naming_the_field(client: TestClient) -> Non
 
 
 def test_list_batches_pages_newest_first(client: TestClient) -> None:
-    file_id = _upload(client, [_line("a", "smollm2", "hi", 2)])
-    ids = [_create(client, file_id)["id"] for _ in range(3)]
+    file_id = upload(client, [batch_line("a", "smollm2", "hi", 2)])
+    ids = [create_batch(client, file_id)["id"] for _ in range(3)]
     for batch_id in ids:
-        _wait(client, batch_id, ("completed",))
+        wait_batch(client, batch_id, ("completed",))
     first = client.get("/v1/batches", params={"limit": 2}).json()
     assert [b["id"] for b in first["data"]] == ids[::-1][:2] and first["has_more"]
     second = client.get("/v1/batches", params={"limit": 2, "after": first["last_id"]}).json()
@@ -161,7 +123,9 @@ def test_list_batches_pages_newest_first(client: TestClient) -> None:
 
 def test_cli_submits_waits_and_downloads(live_server: LiveServer, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
-    source.write_text("\n".join([_line("x", "smollm2", "Say hi.", 3), "not json", _line("y", "math-lora", "1+1?", 3)]))
+    source.write_text(
+        "\n".join([batch_line("x", "smollm2", "Say hi.", 3), "not json", batch_line("y", "math-lora", "1+1?", 3)])
+    )
     runner = CliRunner()
     env = {"MOE_API_URL": live_server.url}
     submitted = runner.invoke(cli, ["batch", "submit", str(source)], env=env)

@@ -18,6 +18,7 @@ from api.serving import free_port
 from core.db import session_scope
 from core.settings import Settings, get_settings
 from experts.schemas import ExpertKind, ExpertSpec, ExpertUpdate
+from tests.api.batch_client import batch_line, create_batch, jsonl_file, upload, wait_batch
 from tests.conftest import make_settings
 
 KEY = "workflow-admin-key"
@@ -130,6 +131,34 @@ def test_workflow_answers_stream_with_the_trace_in_the_last_chunk(api: TestClien
 def test_unknown_workflow_is_a_404_naming_the_model(api: TestClient) -> None:
     response = chat(api, "moe:no-such-flow")
     assert response.status_code == 404 and response.json()["error"]["param"] == "model"
+
+
+def test_batch_lines_may_name_a_workflow(api: TestClient) -> None:
+    flow = "name: voters\nrouting: {experts: [math-lora, smollm2]}\naggregator: {type: majority-vote}\n"
+    assert api.post("/admin/workflows", content=flow.encode(), headers=YAML).status_code == 201
+    question = "What is 9 plus 4?"
+    online = chat(api, "moe:voters", question).json()
+    lines = [
+        batch_line("by-workflow", "moe:voters", question, 8),
+        batch_line("missing", "moe:no-such-flow", question, 8),
+        batch_line("by-expert", "math-lora", question, 8),
+    ]
+    done = wait_batch(api, create_batch(api, upload(api, lines))["id"], ("completed",))
+    assert done["request_counts"] == {"total": 3, "completed": 2, "failed": 1}
+
+    outputs = {o["custom_id"]: o["response"]["body"] for o in jsonl_file(api, done["output_file_id"])}
+    assert list(outputs) == ["by-workflow", "by-expert"]
+    body = outputs["by-workflow"]
+    assert body["model"] == "moe:voters" and body["routing"]["aggregator"] == "majority-vote"
+    assert [n["node"] for n in body["routing"]["nodes"]] == ["route", "call_experts", "aggregate"]
+    assert [a["expert"] for a in body["routing"]["answers"]] == ["math-lora", "smollm2"]
+    # Same greedy answer as the online query: the batch runs the same graph.
+    assert body["choices"][0]["message"]["content"] == online["choices"][0]["message"]["content"]
+    assert outputs["by-expert"]["routing"]["strategy"] == "direct"
+
+    errors = jsonl_file(api, done["error_file_id"])
+    assert [(e["custom_id"], e["error"]["code"]) for e in errors] == [("missing", "not_found_error")]
+    assert "moe:no-such-flow" in errors[0]["error"]["message"]
 
 
 def _registry(api: TestClient, action: Any) -> Any:

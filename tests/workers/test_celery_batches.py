@@ -62,7 +62,7 @@ def _jsonl(n: int, model: str, max_tokens: int = 4, flaky: int | None = None) ->
 
 def _new_batch(service: BatchService, content: str) -> str:
     source = FileStore(service.runtime.sessions).create("batch", "in.jsonl", content)
-    items, refused = parse_input(content, service.runtime.settings)
+    items, refused = parse_input(content, service.runtime.settings, {}.get)
     assert not refused
     return service.store.create(source.id, "/v1/chat/completions", "24h", items, []).id
 
