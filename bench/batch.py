@@ -64,7 +64,7 @@ def registry(data_dir: Path, **overrides: object) -> Settings:
     with session_scope(make_session_factory(engine)) as session:
         repo = ExpertRepository(session, settings.model_dir, check_base_model)
         for i, name in enumerate(EXPERTS):
-            adapter = settings.model_dir / "adapters" / name
+            adapter = (settings.model_dir / "adapters" / name).resolve()
             make_adapter(base, adapter, seed=i)
             repo.add(ExpertSpec(name=name, kind=ExpertKind.lora, base_model=DEFAULT_BASE, adapter_path=str(adapter),
                                 exemplars=[f"topic {i}"]))  # fmt: skip

@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from core.compute import on_compute
 from core.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def base_model_path(name: str, model_dir: Path) -> Path:
     return target
 
 
+@on_compute
 def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

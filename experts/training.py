@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from core.compute import on_compute
 from core.errors import InvalidRequest
 
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -62,6 +63,7 @@ def _example_from_row(row: dict[str, Any]) -> TrainingExample:
     return TrainingExample(str(row["prompt"]), str(row["completion"]))
 
 
+@on_compute
 def train_lora(
     base_path: Path,
     examples: Iterable[TrainingExample],

@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
+from core.compute import on_compute
 from experts.bundled import encoder_path
 
 
@@ -21,6 +22,7 @@ class TextEncoder(Protocol):
 class Encoder:
     """Unit-normalised float32 embeddings, so inner product is cosine similarity."""
 
+    @on_compute
     def __init__(self, path: Path | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -29,6 +31,7 @@ class Encoder:
         self.dim = int(self.model.get_embedding_dimension())
         self._lock = threading.Lock()
 
+    @on_compute
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

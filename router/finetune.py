@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.compute import on_compute
 from core.errors import InvalidRequest
 
 Progress = Callable[[str], None]
@@ -49,6 +50,7 @@ def _prototypes(model, texts: list[str], y: np.ndarray, classes: int):  # type: 
     return torch.nn.Parameter(torch.as_tensor(means, dtype=torch.float32))
 
 
+@on_compute
 def finetune_encoder(
     base: Path,
     texts: list[str],

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.compute import compute
 from core.db import session_scope
 from core.errors import InvalidRequest, NoExpertAvailable, NotFound
 from core.settings import Settings
@@ -81,15 +82,19 @@ class Router:
         with self._lock:
             if fingerprint == self._fingerprint and not force:
                 return
-            context = FitContext(self.encoder, self.outcomes, self.state_dir)
-            fitted: dict[str, RoutingStrategy] = {}
-            for name, factory in STRATEGIES.items():
-                strategy = self._strategies.get(name) or factory()  # reuse: kNN updates incrementally
-                if isinstance(strategy, HeadStrategy) and self.fitted is not None:
-                    strategy.pretrained = self.fitted.head
-                strategy.fit(experts, context)
-                fitted[name] = strategy
+            fitted = compute(self._fit_all, experts)  # heads train with torch: on the model thread
             self._strategies, self._experts, self._fingerprint = fitted, experts, fingerprint
+
+    def _fit_all(self, experts: list[ExpertOut]) -> dict[str, RoutingStrategy]:
+        context = FitContext(self.encoder, self.outcomes, self.state_dir)
+        fitted: dict[str, RoutingStrategy] = {}
+        for name, factory in STRATEGIES.items():
+            strategy = self._strategies.get(name) or factory()  # reuse: kNN updates incrementally
+            if isinstance(strategy, HeadStrategy) and self.fitted is not None:
+                strategy.pretrained = self.fitted.head
+            strategy.fit(experts, context)
+            fitted[name] = strategy
+        return fitted
 
     @property
     def experts(self) -> list[ExpertOut]:

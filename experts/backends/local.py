@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from core.compute import on_compute
 from core.errors import InvalidRequest, MoEError
 from experts.backends.base import CallOutcome
 from experts.generation import ExpertCall, GenerationRequest, GenerationResult
@@ -30,6 +31,7 @@ def pick_device(setting: str) -> torch.device:
 class LocalEngine:
     """One base model in memory plus up to `max_loras` resident adapters in its stacked LoRA slots."""
 
+    @on_compute
     def __init__(
         self,
         model_path: Path,
@@ -96,6 +98,7 @@ class LocalEngine:
             with self._lock:
                 self._step()
 
+    @on_compute
     def _step(self) -> None:
         try:
             self.engine.step()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import torch
 
+from core.compute import on_compute_thread
 from core.errors import InvalidRequest, Unprocessable
 from experts.backends.local import LocalEngine
 from experts.generation import ExpertCall, GenerationRequest, GenerationResult
@@ -75,3 +77,17 @@ def test_cuda_mixed_batch_matches_cpu(base_path: Path, adapter_root: Path, local
     on_gpu = gpu.run(calls)
     on_cpu = local.run(calls)
     assert [r.text for r in on_gpu] == [r.text for r in on_cpu]  # type: ignore[union-attr]
+
+
+def test_concurrent_callers_all_compute_on_the_one_model_thread(local: LocalEngine, adapter_root: Path) -> None:
+    seen: list[bool] = []
+    hook = local.model.register_forward_hook(lambda *_: seen.append(on_compute_thread()))
+    calls = [ExpertCall(expert(str(adapter_root / "r8-all")), ask(f"Count to {i}.", 4)) for i in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda call: local.run([call])[0], calls))
+    finally:
+        hook.remove()
+    assert all(isinstance(a, GenerationResult) and a.completion_tokens == 4 for a in answers)
+    assert seen and all(seen), "every forward pass must run on the compute thread"
+    assert not on_compute_thread()
