@@ -32,16 +32,33 @@ def _encoder() -> Any:
     return Encoder()  # one per process: fitting and evaluating in one command share it
 
 
-def _fit(exemplars: Path, validation: Path | None, label: str, fine: str | None, oos: str, recall: float) -> Any:
+FinetuneOpt = Annotated[
+    bool, typer.Option("--finetune", help="Fine-tune the encoder on the exemplars first (minutes on a CPU).")
+]
+EpochsOpt = Annotated[float, typer.Option("--finetune-epochs", min=0.01, help="Passes over the exemplars.")]
+
+
+def _fit(
+    exemplars: Path,
+    validation: Path | None,
+    label: str,
+    fine: str | None,
+    oos: str,
+    recall: float,
+    finetune_epochs: float | None = None,
+) -> Any:
     from router.data import load_examples
+    from router.finetune import FinetuneConfig
     from router.fitting import fit_router
 
     train = load_examples(exemplars, label, fine_field=fine)
     held = load_examples(validation, label, fine_field=fine) if validation else None
+    finetune = FinetuneConfig(epochs=finetune_epochs) if finetune_epochs is not None else None
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("encoding exemplars", total=None)
         fitted = fit_router(
-            _encoder(), train, held, oos_label=oos, target_oos_recall=recall,
+            _encoder(), train, held, oos_label=oos, target_oos_recall=recall, finetune=finetune,
+            encoder_cache=get_settings().data_dir / "router" / "encoders",
             progress=lambda what: bar.update(task, description=what),
         )  # fmt: skip
     return fitted
@@ -55,15 +72,22 @@ def fit(
     fine_label_field: FineOpt = None,
     oos_label: OosOpt = "oos",
     target_oos_recall: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.9,
+    finetune: FinetuneOpt = False,
+    finetune_epochs: EpochsOpt = 1.0,
 ) -> None:
-    """Fit the head on EXEMPLARS and the null-expert threshold on VALIDATION; the server loads them at start."""
+    """Fit the head on EXEMPLARS and the null-expert threshold on VALIDATION; the server loads them at start.
+
+    With --finetune the encoder is fine-tuned on the exemplars' (fine) labels first, and the server then
+    routes in its space: the kNN index is rebuilt, and the in-scope score combines three views."""
     try:
-        fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, target_oos_recall)
+        fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, target_oos_recall,
+                      finetune_epochs if finetune else None)  # fmt: skip
     except MoEError as exc:
         fail(exc)
     path = fitted.save(get_settings().data_dir / "router")
     experts = fitted.head.experts if fitted.head else []
-    typer.echo(json.dumps({"saved": str(path), "experts": experts, "null_threshold": fitted.null_threshold}))
+    summary = {"saved": str(path), "experts": experts, "null_threshold": fitted.null_threshold}
+    typer.echo(json.dumps({**summary, "encoder": fitted.encoder_dir}))
 
 
 @eval_app.command("routing")
@@ -74,6 +98,10 @@ def eval_routing(
     fine_label_field: FineOpt = None,
     oos_label: OosOpt = "oos",
     validation: Annotated[Path | None, typer.Option(help="Fit the head + null threshold (tuned here).")] = None,
+    finetune: Annotated[
+        bool, typer.Option("--finetune", help="With --validation: as `moe router fit --finetune`.")
+    ] = False,
+    finetune_epochs: EpochsOpt = 1.0,
     strategy: Annotated[str, typer.Option(help="Strategy when no --validation is given.")] = "knn",
     as_json: Annotated[bool, typer.Option("--json")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write a confusion matrix PNG here.")] = None,
@@ -81,13 +109,15 @@ def eval_routing(
     """Route every TEST text and print accuracy, macro-F1, per-class and OOS recall, abstain rate, latency."""
     from router.data import load_examples
     from router.evaluation import evaluate_fitted, evaluate_router, experts_from_examples
+    from router.fitting import encoder_for
     from router.router import Router
 
     try:
         rows = load_examples(test, label_field, fine_field=fine_label_field)
         if validation:
-            fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, 0.9)
-            report = evaluate_fitted(fitted, _encoder(), rows, oos_label)
+            epochs = finetune_epochs if finetune else None
+            fitted = _fit(exemplars, validation, label_field, fine_label_field, oos_label, 0.9, epochs)
+            report = evaluate_fitted(fitted, encoder_for(fitted) if finetune else _encoder(), rows, oos_label)
         else:
             router = Router(_encoder())
             train = load_examples(exemplars, label_field, fine_field=fine_label_field)

@@ -9,11 +9,12 @@ Every val row is thus scored exactly once, by a threshold that never saw it. Bas
 same protocol): plain MiniLM kNN (no abstention, and with a similarity threshold) and a classifier
 with an OOS class.
 
-Ours: MiniLM fine-tuned on the clinc_dev in-scope rows (router.finetune: CosFace on intent prototypes;
-cached under .cache/bench/encoder-ft-*, ~20 min on 2 shared CPU cores when missing). Domain = the
-domain of the nearest dev exemplar (fine-tuned space); in-scope score = sum of three scores, each
-standardised on the tuning half (router.ensemble): the frozen logistic head's energy, cosine to the
-nearest intent centroid and cosine to the nearest exemplar (both fine-tuned space).
+Ours: the product's `moe router fit --finetune` path (router.fitting.fit_router): MiniLM fine-tuned on
+the clinc_dev in-scope rows (router.finetune: CosFace on intent prototypes; cached under
+.cache/bench/encoder-ft-*, ~20 min on 2 shared CPU cores when missing), then in that space a logistic
+head on intents (domain = the head's), and the in-scope score of router.scope: head energy, cosine to
+the nearest intent centroid and to the nearest exemplar, each standardised on the tuning rows, summed.
+Like `moe router fit`, the threshold is tuned on the val half plus the 100 OOS rows of clinc_dev.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ from routing_common import CACHE, cached_encode, emit, read_jsonl, stable_half
 
 from router.data import Example
 from router.encoder import Encoder
-from router.ensemble import ScoreEnsemble
-from router.finetune import FinetuneConfig, finetune_encoder, finetune_key, is_finetuned
+from router.finetune import FinetuneConfig
 from router.fitted import FittedRouter
-from router.fitting import fit_head, predict, tune_null_threshold
+from router.fitting import finetuned_encoder, fit_head, fit_in_space, predict, tune_null_threshold
 from router.heads import LogisticHead
 from router.index import ExemplarIndex
 from router.metrics import OOS
@@ -41,8 +41,8 @@ TARGET = 0.9
 class LookupEncoder:
     """Serves precomputed vectors (from the bench cache) to code that expects an encoder."""
 
-    def __init__(self, table: dict[str, np.ndarray], dim: int) -> None:
-        self.table, self.dim = table, dim
+    def __init__(self, table: dict[str, np.ndarray], dim: int, name: str) -> None:
+        self.table, self.dim, self.name = table, dim, name
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         return np.stack([self.table[t] for t in texts])
@@ -57,14 +57,12 @@ def cross_fit(scores: np.ndarray, predicted: np.ndarray, rows: list[Example], ha
     thresholds = []
     for fold in (0, 1):
         tune, test = halves == fold, halves != fold
-        # Several scores: standardised on the tuning half, then summed.
-        fold_scores = ScoreEnsemble().fit(scores[tune]).combine(scores) if scores.ndim == 2 else scores
-        t_scores = np.concatenate([fold_scores[tune], dev_oos])
+        t_scores = np.concatenate([scores[tune], dev_oos])
         t_correct = np.concatenate([correct[tune], np.zeros(len(dev_oos), bool)])
         t_oos = np.concatenate([is_oos[tune], np.ones(len(dev_oos), bool)])
         threshold = tune_null_threshold(t_scores, t_correct, t_oos, TARGET)
         thresholds.append(threshold)
-        abstain = fold_scores < threshold
+        abstain = scores < threshold
         hits_in += int((~abstain & correct)[test & ~is_oos].sum())
         n_in += int((test & ~is_oos).sum())
         hits_oos += int(abstain[test & is_oos].sum())
@@ -72,32 +70,33 @@ def cross_fit(scores: np.ndarray, predicted: np.ndarray, rows: list[Example], ha
     return {"in_scope_accuracy": hits_in / n_in, "oos_recall": hits_oos / n_oos, "thresholds": thresholds}
 
 
-def finetuned_encoder(dev: list[Example]) -> Encoder:
-    """The encoder fine-tuned on the dev in-scope rows (intents), trained once and cached."""
-    rows = [e for e in dev if e.label != OOS]
-    texts, intents = [e.text for e in rows], [e.fine for e in rows]
-    base, config = Encoder().path, FinetuneConfig()
-    path = CACHE / f"encoder-ft-{finetune_key(base, texts, intents, config)}"
-    if not is_finetuned(path):
-        print(f"fine-tuning the encoder into {path} (slow on CPU)", file=sys.stderr)
-        finetune_encoder(base, texts, intents, path, config, progress=lambda m: print(m, file=sys.stderr))
-    return Encoder(path)
-
-
-def fine_tuned(dev, val, dev_oos, frozen_val, fitted, halves):  # type: ignore[no-untyped-def]
-    encoder = finetuned_encoder(dev)
-    dev_vectors = cached_encode(encoder, [e.text for e in dev], "clinc_dev_ft")[~dev_oos]
-    val_vectors = cached_encode(encoder, [e.text for e in val], "clinc_val_ft")
-    rows = [e for e in dev if e.label != OOS]
-    intents = sorted({e.fine for e in rows})
-    fine = np.array([e.fine for e in rows])
-    centroids = np.stack([dev_vectors[fine == i].mean(0) for i in intents])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    similarity = val_vectors @ dev_vectors.T
-    predicted = np.array([e.label for e in rows])[similarity.argmax(1)]
-    energy = np.asarray(fitted.head.in_scope(frozen_val))
-    scores = np.stack([energy, (val_vectors @ centroids.T).max(1), similarity.max(1)], axis=1)
-    return cross_fit(scores, predicted, val, halves, np.zeros(0))
+def product_path(dev: list[Example], val: list[Example], halves: np.ndarray) -> dict[str, object]:
+    """`moe router fit --finetune` exactly (router.fitting), tuned on one val half and scored on the other."""
+    base = Encoder().path
+    tuned = finetuned_encoder(base, dev, OOS, FinetuneConfig(), CACHE, lambda m: print(m, file=sys.stderr))
+    dev_vectors = cached_encode(tuned, [e.text for e in dev], "clinc_dev_ft")
+    val_vectors = cached_encode(tuned, [e.text for e in val], "clinc_val_ft")
+    table = {e.text: v for e, v in zip(dev + val, np.vstack([dev_vectors, val_vectors]), strict=True)}
+    lookup = LookupEncoder(table, tuned.dim, tuned.name)
+    truth = np.array([e.label for e in val])
+    is_oos = truth == OOS
+    hits_in = hits_oos = 0
+    thresholds = []
+    for fold in (0, 1):
+        tune, test = halves == fold, halves != fold
+        fitted = fit_in_space(lookup, dev, [e for e, t in zip(val, tune, strict=True) if t], ensemble=True)
+        predicted, scores = predict(fitted, val_vectors[test])
+        abstain = scores < fitted.null_threshold
+        correct = np.array(predicted) == truth[test]
+        hits_in += int((~abstain & correct)[~is_oos[test]].sum())
+        hits_oos += int(abstain[is_oos[test]].sum())
+        thresholds.append(fitted.null_threshold)
+    return {
+        "in_scope_accuracy": hits_in / int((~is_oos).sum()),
+        "oos_recall": hits_oos / int(is_oos.sum()),
+        "thresholds": thresholds,
+        "encoder": tuned.name,
+    }
 
 
 def main() -> None:
@@ -108,7 +107,9 @@ def main() -> None:
     dev_vectors = cached_encode(encoder, [e.text for e in dev], "clinc_dev")
     val_vectors = cached_encode(encoder, [e.text for e in val], "clinc_val")
     lookup = LookupEncoder(
-        {e.text: v for e, v in zip(dev + val, np.vstack([dev_vectors, val_vectors]), strict=True)}, encoder.dim
+        {e.text: v for e, v in zip(dev + val, np.vstack([dev_vectors, val_vectors]), strict=True)},
+        encoder.dim,
+        encoder.name,
     )
     halves = np.array([stable_half(e.text) for e in val])
     dev_oos = np.array([e.label == OOS for e in dev])
@@ -120,7 +121,7 @@ def main() -> None:
     frozen = cross_fit(scores, np.array(predicted), val, halves, np.zeros(0))  # tuned on the val half only
     frozen_dev_oos = cross_fit(scores, np.array(predicted), val, halves, dev_oos_scores)
 
-    ours = fine_tuned(dev, val, dev_oos, val_vectors, fitted, halves)
+    ours = product_path(dev, val, halves)
 
     # Baseline 1: plain MiniLM kNN over the same exemplars (domain vote; top similarity as in-scope score).
     knn = KnnStrategy()

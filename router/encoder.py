@@ -14,6 +14,7 @@ from experts.bundled import encoder_path
 
 class TextEncoder(Protocol):
     dim: int
+    name: str  # which weights: vectors from encoders of different names never mix (e.g. in one index)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-norm float32 rows, one per text."""
@@ -29,6 +30,7 @@ class Encoder:
         self.path = Path(path or encoder_path())
         self.model = SentenceTransformer(str(self.path), device=device)
         self.dim = int(self.model.get_embedding_dimension())
+        self.name = str(self.path)
         self._lock = threading.Lock()
 
     @on_compute
@@ -46,6 +48,7 @@ class CachingEncoder:
     def __init__(self, inner: TextEncoder, max_items: int = 200_000) -> None:
         self.inner = inner
         self.dim = inner.dim
+        self.name = inner.name
         self.max_items = max_items
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()

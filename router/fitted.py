@@ -1,4 +1,5 @@
-"""What `moe router fit` produces: a head on fine labels mapped to experts, and a null-expert threshold.
+"""What `moe router fit` produces: a head on fine labels mapped to experts, and a null-expert threshold;
+with `--finetune`, also the fine-tuned encoder's folder and the in-scope score ensemble (router.scope).
 
 Saved as one pickle under the router state dir (written to a temp file, then renamed), loaded at start.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from router.heads import CosineHead, LogisticHead, MahalanobisHead
+from router.scope import ScopeScorer
 
 log = logging.getLogger(__name__)
 FITTED_FILE = "fitted.pkl"
@@ -46,6 +48,16 @@ class FittedRouter:
     head: FittedHead | None = None
     null_threshold: float | None = None
     report: dict[str, float] = field(default_factory=dict)
+    encoder_dir: str | None = None  # a fine-tuned encoder: the head and scope scorer live in its space
+    scope: ScopeScorer | None = None
+
+    def in_scope(self, vectors: np.ndarray) -> np.ndarray:
+        """Higher = more in scope; the null threshold applies to this score."""
+        if self.head is None:
+            raise ValueError("no head fitted")
+        if self.scope is not None:
+            return self.scope.score(self.head.head, vectors)
+        return np.asarray(self.head.in_scope(vectors))
 
     def save(self, state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True)

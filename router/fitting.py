@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from core.errors import InvalidRequest
 from router.data import Example
-from router.encoder import TextEncoder
+from router.encoder import CachingEncoder, Encoder, TextEncoder
+from router.finetune import FinetuneConfig, finetune_encoder, finetune_key, is_finetuned
 from router.fitted import FittedHead, FittedRouter
 from router.heads import CosineHead, LogisticHead, MahalanobisHead
 from router.metrics import OOS
+from router.scope import ScopeScorer
 
 Progress = Callable[[str], None]
 
@@ -69,7 +72,29 @@ def predict(fitted: FittedRouter, vectors: np.ndarray) -> tuple[list[str], np.nd
     if fitted.head is None:
         raise InvalidRequest("nothing fitted yet; run `moe router fit` first", param="router")
     experts, probs = fitted.head.expert_proba(vectors)
-    return [experts[i] for i in probs.argmax(1)], np.asarray(fitted.head.in_scope(vectors))
+    return [experts[i] for i in probs.argmax(1)], fitted.in_scope(vectors)
+
+
+def finetuned_encoder(
+    base: Path, exemplars: list[Example], oos_label: str, config: FinetuneConfig, cache: Path, progress: Progress
+) -> Encoder:
+    """The encoder fine-tuned on the in-scope exemplars' fine labels; trained once per (base, data, config)."""
+    rows = [e for e in exemplars if e.label != oos_label]
+    texts, fine = [e.text for e in rows], [e.fine for e in rows]
+    path = cache / f"encoder-ft-{finetune_key(base, texts, fine, config)}"
+    if not is_finetuned(path):
+        progress("fine-tuning the encoder (minutes on a CPU)")
+        finetune_encoder(base, texts, fine, path, config, progress)
+    return Encoder(path)
+
+
+def encoder_for(fitted: FittedRouter) -> Encoder:
+    """The encoder a fitted router expects: its fine-tuned one, else the bundled one."""
+    if fitted.encoder_dir is not None:
+        if not is_finetuned(Path(fitted.encoder_dir)):
+            raise InvalidRequest(f"the fitted router's encoder {fitted.encoder_dir} is missing; refit", param="router")
+        return Encoder(Path(fitted.encoder_dir))
+    return Encoder()
 
 
 def fit_router(
@@ -80,8 +105,35 @@ def fit_router(
     oos_label: str = OOS,
     target_oos_recall: float = 0.9,
     kind: str = "logistic",
+    finetune: FinetuneConfig | None = None,
+    encoder_cache: Path | None = None,
     progress: Progress = _quiet,
 ) -> FittedRouter:
+    """With `finetune`, the encoder is fine-tuned first (into `encoder_cache`) and the rest is fitted in
+    its space, with the three-view in-scope ensemble of router.scope."""
+    if finetune is None:
+        return fit_in_space(encoder, exemplars, validation, oos_label, target_oos_recall, kind, False, progress)
+    if encoder_cache is None:
+        raise InvalidRequest("fine-tuning needs a folder for the encoder", param="encoder_cache")
+    base = Path(getattr(encoder, "path", None) or Encoder().path)
+    tuned = finetuned_encoder(base, exemplars, oos_label, finetune, encoder_cache, progress)
+    fitted = fit_in_space(tuned, exemplars, validation, oos_label, target_oos_recall, kind, True, progress)
+    fitted.encoder_dir = str(tuned.path)
+    return fitted
+
+
+def fit_in_space(
+    encoder: TextEncoder,
+    exemplars: list[Example],
+    validation: list[Example] | None,
+    oos_label: str = OOS,
+    target_oos_recall: float = 0.9,
+    kind: str = "logistic",
+    ensemble: bool = False,
+    progress: Progress = _quiet,
+) -> FittedRouter:
+    """The head on the exemplars and, given validation rows, the null threshold (and the scope ensemble)."""
+    encoder = CachingEncoder(encoder)  # the head and the scope scorer read the same exemplar vectors
     progress("fitting the head")
     head = fit_head(encoder, exemplars, oos_label, kind)
     fitted = FittedRouter(head=head)
@@ -90,6 +142,10 @@ def fit_router(
     if validation:
         progress("tuning the null-expert threshold")
         vectors = encoder.encode([e.text for e in validation], batch_size=128)
+        if ensemble:
+            rows = [e for e in exemplars if e.label != oos_label]
+            scope = ScopeScorer.from_exemplars(encoder.encode([e.text for e in rows]), [e.fine for e in rows])
+            fitted.scope = scope.fit(head.head, vectors)
         predicted, scores = predict(fitted, vectors)
         truth = np.array([e.label for e in validation])
         correct = np.array(predicted) == truth

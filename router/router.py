@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -39,6 +40,8 @@ STRATEGIES: dict[str, StrategyFactory] = {
 }
 DEFAULT_STRATEGY = "knn"
 
+log = logging.getLogger(__name__)
+
 
 def parse_route_model(name: str) -> RouteSpec:
     return parse_spec(name, set(STRATEGIES))
@@ -57,6 +60,7 @@ class Router:
         default_strategy: str = DEFAULT_STRATEGY,
         dispatch_config: DispatchConfig | None = None,
         remembered_queries: int = 10_000,
+        fitted: FittedRouter | None = None,
     ) -> None:
         if default_strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown default routing strategy '{default_strategy}'", param="router_strategy")
@@ -67,7 +71,7 @@ class Router:
         self.outcomes = outcomes if outcomes is not None else OutcomeLog()
         self.default_strategy = default_strategy
         self.dispatch_config = dispatch_config or DispatchConfig()
-        self.fitted = FittedRouter.load(state_dir) if state_dir else None
+        self.fitted = fitted if fitted is not None else FittedRouter.load(state_dir) if state_dir else None
         self._strategies: dict[str, RoutingStrategy] = {}
         self._experts: list[ExpertOut] = []
         self._fingerprint: str | None = None
@@ -193,7 +197,7 @@ class Router:
 
     def _in_scope(self, strategy: RoutingStrategy, vector: np.ndarray, ranked: list[tuple[str, float]]) -> float:
         if self.fitted is not None and self.fitted.head is not None:
-            return self.fitted.head.in_scope(vector.reshape(1, -1))[0]
+            return float(self.fitted.in_scope(vector.reshape(1, -1))[0])
         return ranked[0][1] if ranked else 0.0
 
     # ---- feedback ------------------------------------------------------------------------------
@@ -223,10 +227,20 @@ class Router:
 
 
 def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
-    """The app's router: state under the data dir, outcomes loaded from the DB, dispatch from settings."""
-    from router.encoder import Encoder
+    """The app's router: state under the data dir, outcomes loaded from the DB, dispatch from settings.
+
+    After `moe router fit --finetune` the router runs in the fine-tuned encoder's space: every strategy
+    (kNN index, skills, cost-quality) is fitted with that encoder, as the head and the scope scorer were."""
+    from router.fitting import encoder_for
     from router.outcome_store import OutcomeStore
 
+    state_dir = settings.data_dir / "router"
+    fitted = FittedRouter.load(state_dir)
+    try:
+        encoder = encoder_for(fitted or FittedRouter())
+    except InvalidRequest as exc:  # its encoder folder was deleted: the head would read the wrong space
+        log.warning("ignoring the fitted router: %s", exc.message)
+        fitted, encoder = None, encoder_for(FittedRouter())
     with session_scope(sessions) as session:
         outcomes = OutcomeStore(session).load(settings.router_max_outcomes)
     config = DispatchConfig(
@@ -235,10 +249,11 @@ def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
         null_threshold=settings.router_null_threshold,
     )
     return Router(
-        Encoder(),
+        encoder,
         settings.max_query_chars,
-        state_dir=settings.data_dir / "router",
+        state_dir=state_dir,
         outcomes=outcomes,
         default_strategy=settings.router_strategy,
         dispatch_config=config,
+        fitted=fitted,
     )

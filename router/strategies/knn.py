@@ -6,6 +6,7 @@ removed ones are dropped by id) and persisted under the state dir, so a restart 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -35,7 +36,9 @@ class KnnStrategy:
         self.last_encoded = 0  # exemplars encoded by the last fit: 0 when nothing changed
 
     def fit(self, experts: list[ExpertOut], context: FitContext) -> None:
-        path = context.state_dir / "knn.faiss" if context.state_dir else None
+        # One index file per encoder: after `moe router fit --finetune` the index is rebuilt in the new space.
+        tag = hashlib.sha1(context.encoder.name.encode()).hexdigest()[:12]
+        path = context.state_dir / f"knn-{tag}.faiss" if context.state_dir else None
         if self.index is None:
             self.index = self._load(path, context.encoder.dim)
         wanted = {exemplar_key(e.name, t): (e.name, t) for e in experts for t in expert_texts(e)}

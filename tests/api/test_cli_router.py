@@ -8,7 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
+from core.db import make_engine, make_session_factory, migrate
 from core.settings import get_settings
+from router.data import load_examples
+from router.evaluation import experts_from_examples
+from router.finetune import is_finetuned
+from router.router import build_router
 
 DATA = get_settings().seed_data_dir
 DOMAINS = ("banking", "travel", "kitchen_and_dining")
@@ -66,6 +71,39 @@ def test_fit_then_eval_routing_on_a_clinc_slice(cli_env: Path) -> None:
     knn = runner.invoke(app, ["eval", "routing", *common, "--test", str(validation), "--json"])
     assert knn.exit_code == 0, knn.output
     assert json.loads(knn.stdout.strip().splitlines()[-1])["accuracy"] > 0.7
+
+
+def test_fit_with_finetune_moves_the_server_router_into_the_tuned_space(cli_env: Path) -> None:
+    train = _slice("clinc_dev.jsonl", 40, "domain")
+    exemplars = _write(cli_env / "ex.jsonl", train)
+    validation = _write(cli_env / "val.jsonl", _slice("clinc_val.jsonl", 20, "domain"))
+    common = ["--exemplars", str(exemplars), "--label-field", "domain", "--fine-label-field", "intent"]
+    runner = CliRunner()
+    fit = ["router", "fit", *common, "--validation", str(validation), "--finetune", "--finetune-epochs", "2"]
+    fitted = runner.invoke(app, fit)
+    assert fitted.exit_code == 0, fitted.output
+    saved = json.loads(fitted.stdout.strip().splitlines()[-1])
+    encoder_dir = Path(saved["encoder"])
+    assert encoder_dir.parent == cli_env / "router" / "encoders" and is_finetuned(encoder_dir)
+
+    settings = get_settings()
+    migrate(settings.sqlalchemy_url)
+    router = build_router(settings, make_session_factory(make_engine(settings.sqlalchemy_url)))
+    assert router.encoder.name == str(encoder_dir)
+    assert router.fitted is not None and router.fitted.scope is not None
+    router.refresh(experts_from_examples(load_examples(exemplars, "domain"), "oos"), "clinc-slice")
+    # The kNN index was built in the tuned space, in its own file.
+    assert len(list((cli_env / "router").glob("knn-*.faiss"))) == 1
+    decision = router.route("please transfer 200 dollars from checking to savings", "head")
+    assert decision.experts[0].name == "banking" and decision.in_scope_score is not None
+    router.close()
+
+    # Evaluating the same fit reuses the tuned encoder (same data, same config) instead of training again.
+    evaluate = ["eval", "routing", *common, "--test", str(validation), "--validation", str(validation)]
+    report = runner.invoke(app, [*evaluate, "--finetune", "--finetune-epochs", "2", "--json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout.strip().splitlines()[-1])["accuracy"] > 0.7
+    assert [p.name for p in (cli_env / "router" / "encoders").iterdir()] == [encoder_dir.name]
 
 
 def test_eval_routing_refuses_labels_no_expert_has(cli_env: Path) -> None:
