@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 from routing_common import cached_encode, emit, read_jsonl
@@ -25,7 +25,8 @@ from router.quality import QualityModel
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 FOLDS = 5
-# k and the pull towards the skill profile are chosen per fold by leave-one-out on the training folds only.
+# k and the pull towards the skill profile are chosen per fold by leave-one-out on the training folds only
+# (APGR averaged over the training questions).
 NEIGHBOURS = (32, 64, 128, 256)
 SHRINKS = (4.0, 32.0)
 
@@ -79,7 +80,10 @@ def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[
         for shrink in SHRINKS:
             model.neighbours, model.shrink = k, shrink
             loo = model.predict(vectors[train], exclude=[data[i]["key"] for i in train])
-            score = float(np.mean(list(apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0]).values())))
+            # Weighted by questions: a 24-question benchmark must not pick k for a 5,000-question one.
+            by_bench = apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0])
+            sizes = Counter(data[i]["benchmark"] for i in train)
+            score = sum(apgr * sizes[b] for b, apgr in by_bench.items()) / len(train)
             best = max(best, (score, k, shrink))
     model.neighbours, model.shrink = best[1], best[2]
     return model, (best[1], best[2])

@@ -96,7 +96,9 @@ class LogisticHead:
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("the head is not fitted")
-        return np.asarray(self.model.decision_function(vectors), dtype=np.float64)  # type: ignore[attr-defined]
+        scores = np.asarray(self.model.decision_function(vectors), dtype=np.float64)  # type: ignore[attr-defined]
+        # Two classes: sklearn gives one column, the log-odds of the second; as logits that is [0, log-odds].
+        return np.stack([np.zeros_like(scores), scores], axis=1) if scores.ndim == 1 else scores
 
     def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
         logits = self.logits(vectors)
