@@ -54,11 +54,14 @@ class Runtime:
         return await asyncio.to_thread(run)
 
     def refresh_router(self) -> list[ExpertOut]:
-        """Refit the router if the registry changed since the last call (cheap when it did not)."""
+        """Refit the router if the registry changed since the last call; when it did not (every query
+        but a few), this is one small query and the experts come from the router's last fit."""
         with session_scope(self.sessions) as session:
             repo = self.repository(session)
-            experts = repo.list(enabled_only=True)
             fingerprint = repo.fingerprint()
+            if fingerprint == self.router.fingerprint:
+                return self.router.experts
+            experts = repo.list(enabled_only=True)
         self.router.refresh(experts, fingerprint)
         return experts
 

@@ -11,6 +11,7 @@ Celery task) asks for it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import threading
@@ -53,6 +54,11 @@ def compute(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     if on_compute_thread():
         return fn(*args, **kwargs)
     return _executor.submit(fn, *args, **kwargs).result()
+
+
+async def acompute(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`compute` for coroutines: the event loop keeps serving while the compute thread works."""
+    return await asyncio.wrap_future(_executor.submit(fn, *args, **kwargs))
 
 
 def on_compute(fn: Callable[P, T]) -> Callable[P, T]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.compute import compute
+from core.compute import acompute, compute, on_compute
 from core.db import session_scope
 from core.errors import InvalidRequest, NoExpertAvailable, NotFound
 from core.settings import Settings
@@ -101,6 +101,11 @@ class Router:
         return fitted
 
     @property
+    def fingerprint(self) -> str | None:
+        """The registry state the strategies were last fitted on."""
+        return self._fingerprint
+
+    @property
     def experts(self) -> list[ExpertOut]:
         return self._experts
 
@@ -143,7 +148,7 @@ class Router:
         started = time.perf_counter()
         text, truncated = self._clip(query)
         vector = self.encoder.encode_uncached([text])[0]
-        return self._decide(query, vector, name, spec, config, truncated, started)
+        return compute(self._decide, query, vector, name, spec, config, truncated, started)
 
     async def aroute(
         self, query: str, strategy: str | None = None, k: int = 1, p: float | None = None
@@ -154,7 +159,8 @@ class Router:
         started = time.perf_counter()
         text, truncated = self._clip(query)
         vector = await self.batcher.encode(text)
-        return self._decide(query, vector, name, spec, config, truncated, started)
+        # Heads, faiss and the skill tagger use OpenMP too: they run on the model thread, like the encoder.
+        return await acompute(self._decide, query, vector, name, spec, config, truncated, started)
 
     def _clip(self, query: str) -> tuple[str, bool]:
         return query[: self.max_query_chars], len(query) > self.max_query_chars
@@ -212,6 +218,7 @@ class Router:
     def recall(self, query_id: str) -> str | None:
         return self._recent.get(query_id)
 
+    @on_compute
     def observe(self, outcome: Outcome) -> None:
         """Learn from one new outcome now: profiles and quality predictions update without a refit."""
         self.outcomes.add(outcome)

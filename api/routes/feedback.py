@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +25,9 @@ class FeedbackRequest(BaseModel):
     score: float | None = Field(default=None, ge=0.0, le=1.0, description="1 = best, 0 = worst.")
     correct: bool | None = Field(default=None, description="Shorthand for score 1 (true) or 0 (false).")
     query: str | None = Field(default=None, description="The query text, if the server no longer remembers it.")
+    skills: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=8, description="Skill or task tags, e.g. 'college_physics'."
+    )
 
     @model_validator(mode="after")
     def _one_judgement(self) -> FeedbackRequest:
@@ -47,7 +50,7 @@ def _record(runtime: Any, body: FeedbackRequest) -> dict[str, Any]:
             f"unknown query_id '{body.query_id}' (it expired or came from another server); send the query text too",
             param="query_id",
         )
-    outcome = Outcome(text, body.expert, body.value, (), body.query_id)
+    outcome = Outcome(text, body.expert, body.value, tuple(body.skills), body.query_id)
     with session_scope(runtime.sessions) as session:
         row_id = OutcomeStore(session).add(outcome)
     runtime.router.observe(outcome)  # only after the row is committed: memory never runs ahead of the DB

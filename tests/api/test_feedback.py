@@ -59,6 +59,8 @@ def test_feedback_moves_cost_quality_routing(client: TestClient) -> None:
         ({"query_id": "rq-x", "expert": "smollm2", "score": 1.5}, 400, "score"),
         ({"query_id": "rq-x", "expert": "nobody", "score": 1.0}, 404, "expert"),
         ({"query_id": "rq-unknown", "expert": "smollm2", "score": 1.0}, 404, "query_id"),
+        ({"query_id": "rq-x", "expert": "smollm2", "score": 1.0, "skills": [""]}, 400, "skills.0"),
+        ({"query_id": "rq-x", "expert": "smollm2", "score": 1.0, "skills": ["s"] * 9}, 400, "skills"),
     ],
 )
 def test_bad_feedback_is_a_clear_4xx_and_writes_nothing(
@@ -90,3 +92,13 @@ def test_route_rejects_bad_specs_and_accepts_routellm_style_names(client: TestCl
     huge = routed(client, "word " * 10_000)
     assert huge["truncated"] is True
     assert routed(client, "")["experts"]  # empty query: routed (documented), not an error
+
+
+def test_feedback_skill_tags_are_kept_for_the_skill_profiles(client: TestClient) -> None:
+    body = {"query_id": "rq-tagged", "expert": "math-lora", "correct": True, "query": "What is 9 squared?",
+            "skills": ["arithmetic", "gsm8k"]}  # fmt: skip
+    assert client.post("/v1/feedback", json=body).status_code == 200
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.router.outcomes.items[-1].skills == ("arithmetic", "gsm8k")
+    with session_scope(runtime.sessions) as session:
+        assert OutcomeStore(session).load(10_000).items[-1].skills == ("arithmetic", "gsm8k")
