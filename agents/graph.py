@@ -125,7 +125,7 @@ class QueryGraph:
     async def _route(self, state: QueryState) -> dict[str, Any]:
         started = time.perf_counter()
         spec = state["workflow"]
-        experts = await self._enabled_experts()
+        experts = await self.runtime.aenabled_experts()
         text = routing_text(state["request"].messages)
         if spec is not DEFAULT_WORKFLOW:
             check_references(spec, experts)  # an expert disabled since the workflow was saved
@@ -140,13 +140,6 @@ class QueryGraph:
         outputs = {"experts": [e.model_dump() for e in decision.experts], "confidence": decision.confidence}
         record = node_record("route", started, inputs, outputs)
         return {"decision": decision, "experts": experts, "nodes": [*state["nodes"], record]}
-
-    async def _enabled_experts(self) -> dict[str, ExpertOut]:
-        # A local SQLite read takes well under a millisecond, less than handing it to a thread on a
-        # busy machine; a networked database goes off the event loop.
-        if self.runtime.settings.sqlalchemy_url.startswith("sqlite"):
-            return self.runtime.enabled_experts()
-        return await asyncio.to_thread(self.runtime.enabled_experts)
 
     async def _decide(self, state: QueryState, experts: dict[str, ExpertOut], text: str) -> RoutingDecision:
         spec = state["workflow"]

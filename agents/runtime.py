@@ -68,6 +68,17 @@ class Runtime:
     def enabled_experts(self) -> dict[str, ExpertOut]:
         return {e.name: e for e in self.refresh_router()}
 
+    async def aenabled_experts(self) -> dict[str, ExpertOut]:
+        """`enabled_experts` for the event loop. The common case (nothing changed) on SQLite is one small
+        local read, cheaper in place than a hand-off to a thread on a busy machine; a refit or a
+        networked database goes to a thread."""
+        if self.settings.sqlalchemy_url.startswith("sqlite"):
+            with session_scope(self.sessions) as session:
+                unchanged = self.repository(session).fingerprint() == self.router.fingerprint
+            if unchanged:
+                return {e.name: e for e in self.router.experts}
+        return await asyncio.to_thread(self.enabled_experts)
+
     async def aclose(self) -> None:
         self.router.close()
         await self.executor.aclose()

@@ -46,7 +46,7 @@ async def route(body: RouteRequest, runtime: RuntimeDep) -> RoutingDecision:
     target = resolve_model(body.model)
     if target.expert:
         raise InvalidRequest("/v1/route takes a routing model (moe:auto or moe:<strategy>)", param="model")
-    await asyncio.to_thread(runtime.refresh_router)
+    await runtime.aenabled_experts()  # refits first if the registry changed
     # aroute: concurrent requests share one encoder call (micro-batched), no thread per request.
     return await runtime.router.aroute(body.query, target.strategy, body.k)
 
