@@ -75,7 +75,8 @@ class Router:
         self._strategies: dict[str, RoutingStrategy] = {}
         self._experts: list[ExpertOut] = []
         self._fingerprint: str | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # refits; held while the model thread fits, so never taken there
+        self._recent_lock = threading.Lock()  # the remembered queries; taken on the model thread
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._remembered = remembered_queries
 
@@ -209,7 +210,7 @@ class Router:
     # ---- feedback ------------------------------------------------------------------------------
     def _remember(self, query: str) -> str:
         query_id = f"rq-{uuid.uuid4().hex}"
-        with self._lock:
+        with self._recent_lock:
             self._recent[query_id] = query
             while len(self._recent) > self._remembered:
                 self._recent.popitem(last=False)

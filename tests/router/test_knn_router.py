@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -67,3 +68,17 @@ def test_bad_strategy_k_and_empty_registry(encoder: Encoder) -> None:
         router.route("x", strategy="astrology")
     with pytest.raises(InvalidRequest, match="k must be"):
         router.route("x", k=0)
+
+
+def test_routing_does_not_wait_for_a_refit_in_progress(encoder: Encoder) -> None:
+    # A refit holds the router's lock while the model thread fits; routing runs on that same thread,
+    # so it must never need that lock (else refit and route wait on each other forever).
+    router = Router(encoder)
+    router.refresh([expert("cook", ["bake bread"]), expert("bank", ["my card was declined"])], "v1")
+    pool = ThreadPoolExecutor(1)
+    try:
+        with router._lock:
+            decision = pool.submit(router.route, "how do I bake a cake").result(timeout=30)
+    finally:
+        pool.shutdown(wait=False)  # on a timeout the route finishes once the lock is released
+    assert decision.experts[0].name == "cook"
