@@ -13,6 +13,7 @@ outcome of the training questions of the same subject.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections import Counter, defaultdict
 
@@ -25,10 +26,11 @@ from router.quality import QualityModel
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 FOLDS = 5
-# k and the pull towards the skill profile are chosen per fold by leave-one-out on the training folds only
-# (APGR averaged over the training questions).
+# k, the pull towards the skill profile and the skill gate's floor are chosen per fold by leave-one-out on
+# the training folds only (APGR averaged over the training questions).
 NEIGHBOURS = (32, 64, 128, 256)
 SHRINKS = (4.0, 32.0)
+SKILL_FLOORS = (0.1, 0.3, 1.0)
 
 
 def question_key(row: dict) -> str:  # type: ignore[type-arg]
@@ -67,26 +69,26 @@ def apgr_by_benchmark(data: list[dict], idx: np.ndarray, wins: np.ndarray) -> di
     return out
 
 
-def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, tuple[int, float]]:  # type: ignore[type-arg]
-    """Fit on the training folds and pick k by leave-one-out APGR on them (never on the held-out fold)."""
+def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, tuple[float, ...]]:  # type: ignore[type-arg]
+    """Fit on the training folds and pick (k, shrink, skill floor) by leave-one-out APGR on them (never on
+    the held-out fold)."""
     model = QualityModel(vectors.shape[1], [WEAK, STRONG], max(NEIGHBOURS))
     keys = [data[i]["key"] for i in train for _ in (0, 1)]
     experts = [e for _ in train for e in (WEAK, STRONG)]
     scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
     skills = [data[i]["subject"] for i in train for _ in (0, 1)]  # outcome rows carry their skill tag
     model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores, skills)
-    best = (-1.0, NEIGHBOURS[0], SHRINKS[0])
-    for k in NEIGHBOURS:
-        for shrink in SHRINKS:
-            model.neighbours, model.shrink = k, shrink
-            loo = model.predict(vectors[train], exclude=[data[i]["key"] for i in train])
-            # Weighted by questions: a 24-question benchmark must not pick k for a 5,000-question one.
-            by_bench = apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0])
-            sizes = Counter(data[i]["benchmark"] for i in train)
-            score = sum(apgr * sizes[b] for b, apgr in by_bench.items()) / len(train)
-            best = max(best, (score, k, shrink))
-    model.neighbours, model.shrink = best[1], best[2]
-    return model, (best[1], best[2])
+    sizes = Counter(data[i]["benchmark"] for i in train)
+    best: tuple[float, tuple[float, ...]] = (-1.0, ())
+    for setting in itertools.product(NEIGHBOURS, SHRINKS, SKILL_FLOORS):
+        model.neighbours, model.shrink, model.skill_floor = setting
+        loo = model.predict(vectors[train], exclude=[data[i]["key"] for i in train])
+        # Weighted by questions: a 24-question benchmark must not pick k for a 5,000-question one.
+        by_bench = apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0])
+        score = sum(apgr * sizes[b] for b, apgr in by_bench.items()) / len(train)
+        best = max(best, (score, setting))
+    model.neighbours, model.shrink, model.skill_floor = best[1]  # type: ignore[assignment]
+    return model, best[1]
 
 
 def predict_out_of_fold(
@@ -140,7 +142,7 @@ def main() -> None:
         "bench": "routing_costq",
         "folds": FOLDS,
         "questions": len(data),
-        "k_shrink_per_fold": chosen,
+        "k_shrink_floor_per_fold": chosen,
     }
     passed = True
     for bench in ("mmlu", "gsm8k", "mt_bench"):

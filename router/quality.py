@@ -13,14 +13,15 @@ import numpy as np
 from router.heads import LogisticHead
 
 RETAG_GROWTH = 1.1  # refit the skill tagger once the tagged rows have grown by 10%
-SKILL_FLOOR = 0.1  # a neighbour of an unlikely skill keeps this much of its weight
 
 
 class QualityModel:
     """Outcome rows keyed by query; prediction = similarity-weighted mean of the neighbours' scores
     for that expert, shrunk towards the expert's overall mean (so sparse neighbourhoods stay sane)."""
 
-    def __init__(self, dim: int, experts: list[str], neighbours: int = 64, shrink: float = 4.0) -> None:
+    def __init__(
+        self, dim: int, experts: list[str], neighbours: int = 64, shrink: float = 4.0, skill_floor: float = 0.1
+    ) -> None:
         self.row_skill: list[str | None] = []
         self.skill_sums: dict[str, np.ndarray] = {}
         self.skill_counts: dict[str, np.ndarray] = {}
@@ -28,6 +29,7 @@ class QualityModel:
         self.experts = list(experts)
         self.neighbours = neighbours
         self.shrink = shrink
+        self.skill_floor = skill_floor  # a neighbour of an unlikely skill keeps at least this share of its weight
         self.index = faiss.IndexFlatIP(dim)
         self.rows: dict[str, int] = {}
         self.sums = np.zeros((0, len(self.experts)), dtype=np.float64)
@@ -121,7 +123,7 @@ class QualityModel:
             column = {name: i for i, name in enumerate(tagger.labels)}
             cols = np.array([column.get(skill, -1) if skill else -1 for skill in self.row_skill])[ids]
             fit = np.where(cols >= 0, np.take_along_axis(probs, np.maximum(cols, 0), 1), 1.0)
-            weights = weights * (fit + SKILL_FLOOR)
+            weights = weights * (fit + self.skill_floor)
         # Per-row means first: a query with several outcomes for one expert counts once.
         means = np.divide(
             self.sums[ids], self.counts[ids], out=np.zeros_like(self.sums[ids]), where=self.counts[ids] > 0
