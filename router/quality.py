@@ -16,8 +16,9 @@ RETAG_GROWTH = 1.1  # refit the skill tagger once the tagged rows have grown by 
 
 
 class QualityModel:
-    """Outcome rows keyed by query; prediction = similarity-weighted mean of the neighbours' scores
-    for that expert, shrunk towards the expert's overall mean (so sparse neighbourhoods stay sane)."""
+    """Outcome rows keyed by query; prediction = similarity-weighted mean of the neighbours' scores for
+    that expert (neighbours of skills the query unlikely needs count less), shrunk towards the skill
+    prior, so sparse neighbourhoods stay sane. The tagger is refitted, lazily, as tagged rows grow."""
 
     def __init__(
         self, dim: int, experts: list[str], neighbours: int = 64, shrink: float = 4.0, skill_floor: float = 0.1
