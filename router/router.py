@@ -71,7 +71,7 @@ class Router:
         self.outcomes = outcomes if outcomes is not None else OutcomeLog()
         self.default_strategy = default_strategy
         self.dispatch_config = dispatch_config or DispatchConfig()
-        self.fitted = fitted if fitted is not None else FittedRouter.load(state_dir) if state_dir else None
+        self.fitted = fitted  # build_router loads it, with the encoder it was fitted in
         self._strategies: dict[str, RoutingStrategy] = {}
         self._experts: list[ExpertOut] = []
         self._fingerprint: str | None = None

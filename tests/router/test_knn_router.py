@@ -2,14 +2,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core.db import make_engine, make_session_factory, migrate
 from core.errors import InvalidRequest, NoExpertAvailable
 from experts.schemas import ExpertOut
 from router.encoder import Encoder
-from router.router import Router
+from router.fitted import FittedRouter
+from router.router import Router, build_router
+from tests.conftest import make_settings
 
 
 def expert(name: str, exemplars: list[str], description: str = "") -> ExpertOut:
@@ -82,3 +86,13 @@ def test_routing_does_not_wait_for_a_refit_in_progress(encoder: Encoder) -> None
     finally:
         pool.shutdown(wait=False)  # on a timeout the route finishes once the lock is released
     assert decision.experts[0].name == "cook"
+
+
+def test_a_fit_whose_encoder_is_gone_is_ignored_not_misread(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    FittedRouter(encoder_dir=str(tmp_path / "deleted-encoder")).save(settings.data_dir / "router")
+    migrate(settings.sqlalchemy_url)
+    router = build_router(settings, make_session_factory(make_engine(settings.sqlalchemy_url)))
+    # Its head would read vectors of another space: the router runs unfitted on the bundled encoder.
+    assert router.fitted is None and router.encoder.name == str(Encoder().path)
+    router.close()
