@@ -96,7 +96,7 @@ class BatchService:
         experts = self.runtime.enabled_experts()
         decisions = []
         for row in self.store.rows(batch_id, status="pending"):
-            if _workflow_of(row) is not None:
+            if _names_workflow(row):
                 continue  # the graph routes these itself
             try:
                 decision = self._route(row.request, experts)
@@ -117,7 +117,7 @@ class BatchService:
 
     async def _run_workflows(self, batch_id: str) -> None:
         """Workflow lines, a chunk at a time so a cancel stops them promptly; each chunk is saved as it ends."""
-        rows = [r for r in await asyncio.to_thread(self.store.rows, batch_id, "pending") if _workflow_of(r)]
+        rows = [r for r in await asyncio.to_thread(self.store.rows, batch_id, "pending") if _names_workflow(r)]
         size = self.runtime.settings.batch_chunk_size
         for start in range(0, len(rows), size):
             if await self._stopped(batch_id):
@@ -126,7 +126,8 @@ class BatchService:
             await asyncio.to_thread(self.store.finish_lines, batch_id, outcomes)
 
     async def _run_workflow(self, row: BatchRequest) -> LineOutcome:
-        workflow = _workflow_of(row)
+        # The workflow as it was when the job was submitted (stored with the line).
+        workflow = WorkflowSpec.model_validate(row.request["target"]["workflow"])
         try:
             state = await self.graph.run(request_from_json(row.request), workflow=workflow)
         except MoEError as exc:
@@ -190,7 +191,5 @@ class BatchService:
         return LineOutcome(row.custom_id, response=response)
 
 
-def _workflow_of(row: BatchRequest) -> WorkflowSpec | None:
-    """The workflow a line names, as it was when the job was submitted."""
-    stored = row.request["target"].get("workflow")
-    return WorkflowSpec.model_validate(stored) if stored else None
+def _names_workflow(row: BatchRequest) -> bool:
+    return bool(row.request["target"].get("workflow"))

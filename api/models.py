@@ -72,14 +72,7 @@ def resolve(model: str, find_workflow: Callable[[str], WorkflowSpec | None]) -> 
     except NotFound:
         if not model.startswith(MOE_PREFIX):
             raise
-    spec = find_workflow(model.removeprefix(MOE_PREFIX))
-    if spec is None:
-        raise NotFound(
-            f"unknown model '{model}': neither a routing model ({', '.join(routing_models())}) "
-            "nor a stored workflow (see GET /admin/workflows)",
-            param="model",
-        )
-    return Target(workflow=spec)
+    return _workflow_target(model, find_workflow)
 
 
 async def resolve_target(model: str, runtime: Runtime) -> Target:
@@ -88,4 +81,15 @@ async def resolve_target(model: str, runtime: Runtime) -> Target:
     except NotFound:
         if not model.startswith(MOE_PREFIX):
             raise
-    return await asyncio.to_thread(resolve, model, partial(_stored_workflow, runtime))
+    return await asyncio.to_thread(_workflow_target, model, partial(_stored_workflow, runtime))
+
+
+def _workflow_target(model: str, find_workflow: Callable[[str], WorkflowSpec | None]) -> Target:
+    spec = find_workflow(model.removeprefix(MOE_PREFIX))
+    if spec is None:
+        raise NotFound(
+            f"unknown model '{model}': neither a routing model ({', '.join(routing_models())}) "
+            "nor a stored workflow (see GET /admin/workflows)",
+            param="model",
+        )
+    return Target(workflow=spec)
