@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, make_session_factory, migrate, session_scope
+from core.db import SqliteCommits, make_engine, make_session_factory, migrate, session_scope
 from core.settings import Settings
 from experts.backends.pool import BackendPool
 from experts.bundled import check_base_model
@@ -29,6 +29,8 @@ class Runtime:
     router: Router
     pool: BackendPool
     executor: Executor
+    commits: SqliteCommits | None = None
+    _checked_at_version: int | None = field(default=None, init=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -37,7 +39,8 @@ class Runtime:
         sessions = make_session_factory(make_engine(settings.sqlalchemy_url))
         pool = BackendPool(settings.model_dir, settings.device, settings.remote_timeout_s)
         executor = make_executor(pool, settings)  # Celery when MOE_REDIS_URL is set, else in-process
-        runtime = cls(settings, sessions, build_router(settings, sessions), pool, executor)
+        commits = SqliteCommits.watch(settings.sqlalchemy_url)
+        runtime = cls(settings, sessions, build_router(settings, sessions), pool, executor, commits)
         runtime.refresh_router()
         return runtime
 
@@ -56,29 +59,29 @@ class Runtime:
     def refresh_router(self) -> list[ExpertOut]:
         """Refit the router if the registry changed since the last call; when it did not (every query
         but a few), this is one small query and the experts come from the router's last fit."""
+        seen = self.commits.version() if self.commits else None  # read first: the check below is at least as new
         with session_scope(self.sessions) as session:
             repo = self.repository(session)
             fingerprint = repo.fingerprint()
-            if fingerprint == self.router.fingerprint:
-                return self.router.experts
-            experts = repo.list(enabled_only=True)
-        self.router.refresh(experts, fingerprint)
-        return experts
+            if fingerprint != self.router.fingerprint:
+                experts = repo.list(enabled_only=True)
+                self.router.refresh(experts, fingerprint)
+        self._checked_at_version = seen
+        return self.router.experts
 
     def enabled_experts(self) -> dict[str, ExpertOut]:
         return {e.name: e for e in self.refresh_router()}
 
     async def aenabled_experts(self) -> dict[str, ExpertOut]:
-        """`enabled_experts` for the event loop. The common case (nothing changed) on SQLite is one small
-        local read, cheaper in place than a hand-off to a thread on a busy machine; a refit or a
-        networked database goes to a thread."""
-        if self.settings.sqlalchemy_url.startswith("sqlite"):
-            with session_scope(self.sessions) as session:
-                unchanged = self.repository(session).fingerprint() == self.router.fingerprint
-            if unchanged:
-                return {e.name: e for e in self.router.experts}
+        """`enabled_experts` for the event loop. On SQLite, when nobody has committed anything since the
+        last check, the registry is as the router was fitted on and no query is needed; otherwise the
+        check (and a refit, if the registry changed) runs on a thread."""
+        if self.commits is not None and self._checked_at_version == self.commits.version():
+            return {e.name: e for e in self.router.experts}
         return await asyncio.to_thread(self.enabled_experts)
 
     async def aclose(self) -> None:
         self.router.close()
+        if self.commits is not None:
+            self.commits.close()
         await self.executor.aclose()

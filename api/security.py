@@ -11,7 +11,7 @@ from api.deps import RuntimeDep
 from core.errors import Unauthorized
 
 
-def require_admin(
+async def require_admin(
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -31,6 +33,33 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+class SqliteCommits:
+    """Says cheaply whether anyone committed to a SQLite file since the last look.
+
+    `PRAGMA data_version` on a connection of its own changes whenever any other connection commits
+    (this process's pool, the CLI, a worker process). Reading it takes microseconds; the registry
+    fingerprint it stands in front of is a full ORM query, which the hot path should not pay."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, timeout=30)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def watch(cls, url: str) -> SqliteCommits | None:
+        """A watcher for a SQLite file URL; None for other databases (and in-memory SQLite)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        return cls(str(parsed.database))
+
+    def version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -6,14 +6,15 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.compute import acompute, compute, on_compute
+from core.compute import compute, on_compute
 from core.db import session_scope
 from core.errors import InvalidRequest, NoExpertAvailable, NotFound
 from core.settings import Settings
@@ -47,6 +48,25 @@ def parse_route_model(name: str) -> RouteSpec:
     return parse_spec(name, set(STRATEGIES))
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One checked routing request, waiting for its batch."""
+
+    query: str
+    text: str  # what is encoded: the query cut to the routing length limit
+    truncated: bool
+    strategy: str
+    spec: RouteSpec
+    config: DispatchConfig
+    started: float
+
+
+def _unwrap(result: RoutingDecision | Exception) -> RoutingDecision:
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
 class Router:
     """Holds one fitted instance per strategy; refits all when the registry fingerprint changes."""
 
@@ -65,7 +85,7 @@ class Router:
         if default_strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown default routing strategy '{default_strategy}'", param="router_strategy")
         self.encoder = CachingEncoder(encoder)
-        self.batcher = MicroBatcher(encoder)
+        self.batcher: MicroBatcher[_Request, RoutingDecision] = MicroBatcher(self._route_batch, name="moe-router")
         self.max_query_chars = max_query_chars
         self.state_dir = state_dir
         self.outcomes = outcomes if outcomes is not None else OutcomeLog()
@@ -126,6 +146,8 @@ class Router:
             null_threshold=self._null_threshold(),
             fallback=self.dispatch_config.fallback,
         ).validated()
+        if spec.share is not None and not 0.0 <= spec.share <= 1.0:
+            raise InvalidRequest(f"the expensive-call share must lie in [0, 1], got {spec.share}", param="model")
         if not self._experts:
             raise NoExpertAvailable("no expert is enabled; add or enable one in the registry")
         return name, config
@@ -144,68 +166,85 @@ class Router:
             raise InvalidRequest(f"unknown routing strategy '{strategy}': {exc.message}", param="model") from None
 
     def route(self, query: str, strategy: str | None = None, k: int = 1, p: float | None = None) -> RoutingDecision:
-        spec = self._spec(strategy)
-        name, config = self._check(spec, k, p)
-        started = time.perf_counter()
-        text, truncated = self._clip(query)
-        vector = self.encoder.encode_uncached([text])[0]
-        return compute(self._decide, query, vector, name, spec, config, truncated, started)
+        return _unwrap(self._route_batch([self._request(query, strategy, k, p)])[0])
 
     async def aroute(
         self, query: str, strategy: str | None = None, k: int = 1, p: float | None = None
     ) -> RoutingDecision:
-        """Like `route`, but concurrent callers share one encoder call (micro-batched)."""
+        """Like `route`, but concurrent callers share one encoder call and one scoring pass (micro-batched)."""
+        return await self.batcher.submit(self._request(query, strategy, k, p))
+
+    def _request(self, query: str, strategy: str | None, k: int, p: float | None) -> _Request:
+        """Everything about a request is checked here, before it joins a batch: a bad one fails alone."""
         spec = self._spec(strategy)
         name, config = self._check(spec, k, p)
-        started = time.perf_counter()
-        text, truncated = self._clip(query)
-        vector = await self.batcher.encode(text)
-        # Heads, faiss and the skill tagger use OpenMP too: they run on the model thread, like the encoder.
-        return await acompute(self._decide, query, vector, name, spec, config, truncated, started)
+        text = query[: self.max_query_chars]
+        return _Request(query, text, len(query) > self.max_query_chars, name, spec, config, time.perf_counter())
 
-    def _clip(self, query: str) -> tuple[str, bool]:
-        return query[: self.max_query_chars], len(query) > self.max_query_chars
+    @on_compute
+    def _route_batch(self, requests: list[_Request]) -> list[RoutingDecision | Exception]:
+        """Encode and score a batch on the model thread (the heads, faiss and the tagger use OpenMP too).
 
-    def _decide(
-        self,
-        query: str,
-        vector: np.ndarray,
-        name: str,
-        spec: RouteSpec,
-        config: DispatchConfig,
-        truncated: bool,
-        started: float,
-    ) -> RoutingDecision:
+        Each request's scores come from its own row only, so its answer never depends on its batch-mates;
+        requests are scored in groups of the same strategy, and a failing group fails only its own."""
+        strategies = self._strategies  # one fit for the whole batch, even if a refit lands meanwhile
+        vectors = self.encoder.encode_uncached([r.text for r in requests])
         encoded = time.perf_counter()
-        strategy = self._strategies[name]
-        if spec.share is not None and isinstance(strategy, CostStrategy):
-            scores = strategy.score_with(vector, spec.share)
-        else:
-            scores = strategy.score(vector)
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        in_scope = self._in_scope(strategy, vector, ranked)
-        chosen = dispatch(ranked, in_scope, config)
-        query_id = self._remember(query)
-        skills = self._strategies["skills"].skills_of(vector) if "skills" in self._strategies else []
+        groups: dict[tuple[str, float | None], list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            groups[(request.strategy, request.spec.share)].append(i)
+        scores: list[dict[str, float] | Exception] = [{} for _ in requests]
+        for (name, share), rows in groups.items():
+            try:
+                scored = self._score(strategies[name], vectors[rows], share)
+            except Exception as exc:  # noqa: BLE001  (returned to the group's callers, raised there)
+                scored = [exc] * len(rows)
+            for row, result in zip(rows, scored, strict=True):
+                scores[row] = result
+        in_scope = self._in_scope(vectors, scores)
+        skills = self._skills(strategies.get("skills"), vectors)
         done = time.perf_counter()
+        shared = {"score": (done - encoded) * 1e3, "batch": float(len(requests))}
+        return [
+            result if isinstance(result, Exception)
+            else self._decision(r, result, in_scope[i], skills[i], {"encode": (encoded - r.started) * 1e3, **shared})
+            for i, (r, result) in enumerate(zip(requests, scores, strict=True))
+        ]  # fmt: skip
+
+    @staticmethod
+    def _score(strategy: RoutingStrategy, vectors: np.ndarray, share: float | None) -> list[dict[str, float]]:
+        if share is not None and isinstance(strategy, CostStrategy):
+            return strategy.score_many(vectors, share)
+        return strategy.score_many(vectors)
+
+    def _in_scope(self, vectors: np.ndarray, scores: list[dict[str, float] | Exception]) -> list[float]:
+        """What the null-expert threshold compares to: the fitted scope score, else the top routing score."""
+        if self.fitted is not None and self.fitted.head is not None:
+            return [float(s) for s in self.fitted.in_scope(vectors)]
+        return [max(s.values(), default=0.0) if isinstance(s, dict) else 0.0 for s in scores]
+
+    @staticmethod
+    def _skills(skills: RoutingStrategy | None, vectors: np.ndarray) -> list[list[str]]:
+        return [skills.skills_of(v) for v in vectors] if isinstance(skills, SkillStrategy) else [[] for _ in vectors]
+
+    def _decision(
+        self, request: _Request, scores: dict[str, float], in_scope: float, skills: list[str], timings: dict[str, float]
+    ) -> RoutingDecision:
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        chosen = dispatch(ranked, in_scope, request.config)
         return RoutingDecision(
-            strategy=name,
+            strategy=request.strategy,
             experts=[ExpertScore(name=n, score=s) for n, s in chosen.experts],
             candidates=[ExpertScore(name=n, score=s) for n, s in ranked],
             skills=skills,
             confidence=ranked[0][1] if ranked else 0.0,
             aggregator="pass-through" if len(chosen.experts) == 1 else "majority-vote",
-            truncated=truncated,
-            timings_ms={"encode": (encoded - started) * 1e3, "score": (done - encoded) * 1e3},
-            query_id=query_id,
+            truncated=request.truncated,
+            timings_ms=timings,
+            query_id=self._remember(request.query),
             out_of_scope=chosen.out_of_scope,
             in_scope_score=in_scope,
         )
-
-    def _in_scope(self, strategy: RoutingStrategy, vector: np.ndarray, ranked: list[tuple[str, float]]) -> float:
-        if self.fitted is not None and self.fitted.head is not None:
-            return float(self.fitted.in_scope(vector.reshape(1, -1))[0])
-        return ranked[0][1] if ranked else 0.0
 
     # ---- feedback ------------------------------------------------------------------------------
     def _remember(self, query: str) -> str:

@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from openai.types import Batch as BatchObject
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.batch import BatchService
 from agents.workflow_spec import WorkflowSpec
-from api.deps import RuntimeDep
+from api.deps import BatchesDep, RuntimeDep
 from api.models import resolve, stored_workflows
 from api.routes.chat import generation_request
 from api.schemas import ChatCompletionRequest
@@ -35,13 +35,6 @@ class BatchCreate(BaseModel):
     endpoint: Literal["/v1/chat/completions"]
     completion_window: Literal["24h"] = "24h"
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
-
-
-def get_batches(request: Request) -> BatchService:
-    return request.app.state.batches
-
-
-BatchesDep = Annotated[BatchService, Depends(get_batches)]
 
 
 class LineRefused(Exception):

@@ -31,6 +31,9 @@ class RoutingStrategy(Protocol):
     def score(self, query: np.ndarray) -> dict[str, float]:
         """Probability per expert name for one unit-norm query embedding; sums to 1."""
 
+    def score_many(self, queries: np.ndarray) -> list[dict[str, float]]:
+        """`score` for each row of [n, dim]: a micro-batch of concurrent queries scored in one call."""
+
 
 @runtime_checkable
 class LearnsOnline(Protocol):

@@ -14,7 +14,7 @@ import numpy as np
 from core.errors import InvalidRequest
 from experts.schemas import ExpertOut
 from router.quality import QualityModel
-from router.strategies.base import FitContext, uniform
+from router.strategies.base import FitContext
 
 
 def expensive_advantage(quality: np.ndarray) -> np.ndarray:
@@ -87,20 +87,27 @@ class CostStrategy:
         return self._taus[share]
 
     def quality(self, query: np.ndarray) -> dict[str, float]:
+        return dict(zip(self.order, self.quality_many(query.reshape(1, -1))[0].tolist(), strict=True))
+
+    def quality_many(self, queries: np.ndarray) -> np.ndarray:
+        """[n, experts in cost order]: each expert's predicted chance of a good answer."""
         if self.model is None:
-            return uniform(self.order)
-        return dict(zip(self.order, self.model.predict(query.reshape(1, -1))[0].tolist(), strict=True))
+            return np.full((len(queries), len(self.order)), 1.0 / max(len(self.order), 1))
+        return self.model.predict(queries)
 
     def score(self, query: np.ndarray) -> dict[str, float]:
-        return self.score_with(query, self.expensive_share)
+        return self.score_many(query.reshape(1, -1))[0]
 
     def score_with(self, query: np.ndarray, share: float) -> dict[str, float]:
-        """All weight on the chosen expert; `quality` says why."""
+        return self.score_many(query.reshape(1, -1), share)[0]
+
+    def score_many(self, queries: np.ndarray, share: float | None = None) -> list[dict[str, float]]:
+        """All weight on the chosen expert; `quality` says why. `share` overrides the configured one."""
         if not self.order:
-            return {}
-        quality = np.array(list(self.quality(query).values()))
-        chosen = choose(quality, self.tau(share))
-        return {name: 1.0 if i == chosen else 0.0 for i, name in enumerate(self.order)}
+            return [{} for _ in queries]
+        tau = self.tau(self.expensive_share if share is None else share)
+        chosen = [choose(row, tau) for row in self.quality_many(queries)]
+        return [{name: 1.0 if i == pick else 0.0 for i, name in enumerate(self.order)} for pick in chosen]
 
     def observe(self, query: np.ndarray, expert: str, score: float, key: str | None = None) -> None:
         if self.model is not None:

@@ -67,16 +67,19 @@ class HeadStrategy:
             self._fitted_on = key
 
     def score(self, query: np.ndarray) -> dict[str, float]:
+        return self.score_many(query.reshape(1, -1))[0]
+
+    def score_many(self, queries: np.ndarray) -> list[dict[str, float]]:
         if self.pretrained is not None and set(self.pretrained.experts) & set(self.expert_names):
-            experts, probs = self.pretrained.expert_proba(query.reshape(1, -1))
-            by_expert = dict(zip(experts, probs[0].tolist(), strict=True))
-            scores = {name: by_expert.get(name, 0.0) for name in self.expert_names}
-            total = sum(scores.values()) or 1.0
-            return {name: s / total for name, s in scores.items()}
-        if len(self.head.labels) < 2:
-            return uniform(self.expert_names) if len(self.head.labels) == 0 else self._single()
-        probs = self.head.predict_proba(query.reshape(1, -1))[0]
-        by_label = dict(zip(self.head.labels, probs.tolist(), strict=True))
+            labels, probs = self.pretrained.expert_proba(queries)
+        elif len(self.head.labels) < 2:
+            single = uniform(self.expert_names) if len(self.head.labels) == 0 else self._single()
+            return [dict(single) for _ in queries]
+        else:
+            labels, probs = self.head.labels, self.head.predict_proba(queries)
+        return [self._normalised(dict(zip(labels, row.tolist(), strict=True))) for row in probs]
+
+    def _normalised(self, by_label: dict[str, float]) -> dict[str, float]:
         scores = {name: by_label.get(name, 0.0) for name in self.expert_names}
         total = sum(scores.values()) or 1.0
         return {name: s / total for name, s in scores.items()}

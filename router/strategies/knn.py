@@ -66,10 +66,13 @@ class KnnStrategy:
         return ExemplarIndex(dim)
 
     def score(self, query: np.ndarray) -> dict[str, float]:
+        return self.score_many(query.reshape(1, -1))[0]
+
+    def score_many(self, queries: np.ndarray) -> list[dict[str, float]]:
         if self.index is None or not len(self.index):
             # No exemplars anywhere: every expert is equally likely.
-            return uniform(self.expert_names)
-        return self.vote(self.index.search(query, self.neighbours))
+            return [uniform(self.expert_names) for _ in queries]
+        return [self.vote(hits) for hits in self.index.search_batch(queries, self.neighbours)]
 
     def vote(self, hits: list[tuple[str, float]]) -> dict[str, float]:
         votes: dict[str, float] = defaultdict(float)

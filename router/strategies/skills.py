@@ -114,6 +114,9 @@ class SkillStrategy:
             return uniform(self.expert_names)
         return softmax(self.raw_scores(query), self.temperature)
 
+    def score_many(self, queries: np.ndarray) -> list[dict[str, float]]:
+        return [self.score(query) for query in queries]  # a few small matrix-vector products each
+
     def skills_of(self, query: np.ndarray) -> list[str]:
         return self.tag(query)
 

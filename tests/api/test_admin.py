@@ -8,6 +8,9 @@ from fastapi.testclient import TestClient
 
 from agents.prestart import prepare
 from api.app import create_app
+from core.db import make_engine, make_session_factory, session_scope
+from experts.repository import ExpertRepository
+from experts.schemas import ExpertSpec
 from tests.conftest import make_settings
 
 KEY = "test-admin-key"
@@ -47,6 +50,25 @@ def test_expert_crud_changes_routing(admin: TestClient) -> None:
     assert admin.post("/v1/route", json=question).json()["experts"][0]["name"] != "gardener"
     assert admin.delete("/admin/experts/gardener", headers=AUTH).status_code == 204
     assert admin.get("/admin/experts/gardener", headers=AUTH).status_code == 404
+
+
+def test_a_registry_edit_from_another_connection_reaches_routing_on_the_next_request(admin: TestClient) -> None:
+    """The CLI writes the registry through its own connection; the server notices without being told."""
+    settings = admin.app.state.runtime.settings  # type: ignore[attr-defined]
+    question = {"query": "which telescope eyepiece shows Saturn's rings best"}
+    assert admin.post("/v1/route", json=question).json()["experts"][0]["name"] != "stargazer"
+    engine = make_engine(settings.sqlalchemy_url)
+    spec = ExpertSpec(
+        name="stargazer", kind="local", base_model="smollm2-135m-instruct",
+        exemplars=["best telescope for viewing planets", "how to see Jupiter's moons", "star charts for beginners"],
+    )  # fmt: skip
+    with session_scope(make_session_factory(engine)) as session:
+        ExpertRepository(session, settings.model_dir).add(spec)
+    assert admin.post("/v1/route", json=question).json()["experts"][0]["name"] == "stargazer"
+    with session_scope(make_session_factory(engine)) as session:
+        ExpertRepository(session, settings.model_dir).remove("stargazer")
+    engine.dispose()
+    assert "stargazer" not in {c["name"] for c in admin.post("/v1/route", json=question).json()["candidates"]}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InvalidRequest
+from router.decision import RoutingDecision
 from router.encoder import Encoder
 from router.outcomes import Outcome, OutcomeLog
 from router.router import Router
@@ -109,4 +111,36 @@ def test_router_feedback_and_micro_batching(encoder: Encoder) -> None:
     before = router.batcher.batches
     assert set(asyncio.run(many())) == {"travel"}
     assert router.batcher.batches - before < 24  # concurrent queries shared encoder calls
+    router.close()
+
+
+def test_a_micro_batch_of_mixed_strategies_answers_each_query_as_if_alone(encoder: Encoder) -> None:
+    experts = [
+        make_expert("cook", COOK, skills=["cooking"], cost=0.1),
+        make_expert("bank", BANK, skills=["finance"], cost=1.0),
+        make_expert("travel", TRAVEL, skills=["travel"], cost=3.0),
+    ]
+    outcomes = OutcomeLog([Outcome(t, e.name, 1.0, skills=tuple(e.skills)) for e in experts for t in e.exemplars])
+    router = Router(encoder, outcomes=outcomes)
+    router.refresh(experts, "v1")
+    requests = [
+        (text, strategy)
+        for text in ["a cheap flight to Oslo", "bake a lemon cake", "why was my card declined", "what is the time"]
+        for strategy in ["knn", "head", "skills", "cost-0.2", "cost-0.9", "knn-topp-0.9"]
+    ]
+    alone = [router.route(text, strategy) for text, strategy in requests]
+
+    async def together() -> list[RoutingDecision]:
+        return await asyncio.gather(*(router.aroute(text, strategy) for text, strategy in requests))
+
+    before = router.batcher.batches
+    batched = asyncio.run(together())
+    assert router.batcher.batches - before < len(requests)  # they did share batches
+    for one, mixed in zip(alone, batched, strict=True):
+        assert mixed.strategy == one.strategy and mixed.expert_names == one.expert_names
+        assert [c.score for c in mixed.candidates] == pytest.approx([c.score for c in one.candidates], abs=1e-5)
+        assert mixed.skills == one.skills
+    # A bad request is refused before it joins a batch, so it cannot fail its batch-mates.
+    with pytest.raises(InvalidRequest, match=r"share must lie in \[0, 1\]"):
+        router.route("bake a lemon cake", "cost-1.5")
     router.close()
