@@ -82,6 +82,4 @@ class Runtime:
 
     async def aclose(self) -> None:
         self.router.close()
-        if self.commits is not None:
-            self.commits.close()
         await self.executor.aclose()

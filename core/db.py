@@ -58,9 +58,6 @@ class SqliteCommits:
         with self._lock:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def close(self) -> None:
-        self._conn.close()
-
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)

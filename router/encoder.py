@@ -20,6 +20,13 @@ class TextEncoder(Protocol):
         """Unit-norm float32 rows, one per text."""
 
 
+# sentence-transformers sorts a call's texts by length before cutting them into chunks, so small chunks
+# hold texts of similar length and little is spent on padding: on CLINC queries, 64 texts in chunks of
+# 16 encoded 26% faster than in one chunk of 64 (32 texts: 16% faster). Smaller chunks lose more to
+# per-call overhead than padding saves.
+ENCODE_CHUNK = 16
+
+
 class Encoder:
     """Unit-normalised float32 embeddings, so inner product is cosine similarity."""
 
@@ -38,7 +45,9 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            vectors = self.model.encode(
+                texts, batch_size=min(batch_size, ENCODE_CHUNK), normalize_embeddings=True, convert_to_numpy=True
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from openai.types import Model
 
 from agents.workflow_store import WorkflowRepository
@@ -41,14 +41,17 @@ def _workflow_names(runtime: RuntimeDep) -> list[str]:
         return [w.name for w in WorkflowRepository(session).list()]
 
 
-@router.post("/v1/route", tags=["routing"])
-async def route(body: RouteRequest, runtime: RuntimeDep) -> RoutingDecision:
+@router.post("/v1/route", tags=["routing"], response_model=RoutingDecision)
+async def route(body: RouteRequest, runtime: RuntimeDep) -> Response:
     target = resolve_model(body.model)
     if target.expert:
         raise InvalidRequest("/v1/route takes a routing model (moe:auto or moe:<strategy>)", param="model")
     await runtime.aenabled_experts()  # refits first if the registry changed
     # aroute: concurrent requests share one encoder call (micro-batched), no thread per request.
-    return await runtime.router.aroute(body.query, target.strategy, body.k)
+    decision = await runtime.router.aroute(body.query, target.strategy, body.k)
+    # Serialised here: the router built a valid decision, and FastAPI would validate it again (15% of this
+    # endpoint's event-loop time under load). `response_model` keeps it documented.
+    return Response(decision.model_dump_json(), media_type="application/json")
 
 
 @router.get("/healthz", tags=["health"])
