@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export HF_HUB_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install browser serve test lint format bench clean
+.PHONY: install browser wrk serve test lint format bench clean
 
 install: $(STAMP)
 
@@ -40,7 +40,11 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install
+# The routing-latency bench drives /v1/route with wrk (C): a Python load generator eats the CPU it measures.
+wrk:
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null)
+
+bench: install wrk
 	@for b in $$(ls bench/*.py | grep -v _common.py); do echo "== $$b" >&2; $(BIN)/python $$b || exit 1; done
 
 clean:

@@ -2,7 +2,8 @@
 
 1. One query at a time, in one process: router.route(q) vs encoder.encode([q]) on the same texts,
    interleaved so machine noise hits both alike. Target: median ratio <= 1.1.
-2. 64 concurrent HTTP clients on POST /v1/route (a real uvicorn server on loopback) vs the encoder's
+2. 64 concurrent callers of router.aroute in one process (no HTTP): what the micro-batcher itself costs.
+3. 64 concurrent HTTP clients on POST /v1/route (a real uvicorn server on loopback) vs the encoder's
    batched throughput (batches of 64 of the same texts). Target: ratio >= 0.9. Concurrent requests
    are micro-batched. The load comes from `wrk` (C, 64 connections, 10 s) when it is installed, else
    from an httpx client in a separate process; on 2 cores the Python client itself eats most of a
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -60,9 +62,13 @@ def registry(per_domain: int = 40) -> list[ExpertSpec]:
     ]
 
 
-def single_query(encoder: Encoder, texts: list[str]) -> dict[str, float]:
+def registry_router(encoder: Encoder) -> Router:
     router = Router(encoder)
     router.refresh(experts_from_examples([Example(t, s.name, s.name) for s in registry() for t in s.exemplars]), "b")
+    return router
+
+
+def single_query(encoder: Encoder, router: Router, texts: list[str]) -> dict[str, float]:
     bare, routed = [], []
     for text in texts[:10]:
         router.route(text), encoder.encode([text])  # warm-up
@@ -79,6 +85,21 @@ def single_query(encoder: Encoder, texts: list[str]) -> dict[str, float]:
         "route_p50_ms": statistics.median(routed) * 1e3,
         "ratio": statistics.median(routed) / statistics.median(bare),
     }
+
+
+def in_process_throughput(router: Router, texts: list[str], clients: int) -> float:
+    async def run() -> float:
+        queue = list(texts)
+
+        async def caller() -> None:
+            while queue:
+                await router.aroute(queue.pop())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(clients)))
+        return len(texts) / (time.perf_counter() - start)
+
+    return asyncio.run(run())
 
 
 def batched_throughput(encoder: Encoder, texts: list[str], batch: int = 64) -> float:
@@ -144,9 +165,11 @@ def main() -> None:
     started = time.perf_counter()
     texts = [r["text"] for r in read_jsonl("clinc_val.jsonl")]
     encoder = Encoder()
-    single = single_query(encoder, texts[:200])
+    router = registry_router(encoder)
+    single = single_query(encoder, router, texts[:200])
     load = texts[:1024]
     batched = batched_throughput(encoder, load)
+    in_process = in_process_throughput(router, load, clients=64)
     client, served = http_throughput(load, clients=64)
     batched_after = batched_throughput(encoder, load)  # the machine is shared: bracket the HTTP run
     baseline = (batched + batched_after) / 2
@@ -155,6 +178,8 @@ def main() -> None:
         "single_query": single,
         "single_query_ok": single["ratio"] <= 1.1,
         "encoder_batched_qps": baseline,
+        "in_process_64_callers_qps": in_process,
+        "in_process_ratio": in_process / baseline,
         "http_64_clients_qps": served,
         "load_generator": client,
         "throughput_ratio": served / baseline,
