@@ -203,11 +203,11 @@ class Router:
                 scores[row] = result
         in_scope = self._in_scope(vectors, scores)
         skills = self._skills(strategies.get("skills"), vectors)
-        done = time.perf_counter()
-        shared = {"score": (done - encoded) * 1e3, "batch": float(len(requests))}
+        scored_ms = (time.perf_counter() - encoded) * 1e3
         return [
             result if isinstance(result, Exception)
-            else self._decision(r, result, in_scope[i], skills[i], {"encode": (encoded - r.started) * 1e3, **shared})
+            else self._decision(r, result, in_scope[i], skills[i],
+                                {"encode": (encoded - r.started) * 1e3, "score": scored_ms}, len(requests))
             for i, (r, result) in enumerate(zip(requests, scores, strict=True))
         ]  # fmt: skip
 
@@ -228,7 +228,13 @@ class Router:
         return [skills.skills_of(v) for v in vectors] if isinstance(skills, SkillStrategy) else [[] for _ in vectors]
 
     def _decision(
-        self, request: _Request, scores: dict[str, float], in_scope: float, skills: list[str], timings: dict[str, float]
+        self,
+        request: _Request,
+        scores: dict[str, float],
+        in_scope: float,
+        skills: list[str],
+        timings: dict[str, float],
+        batch_size: int,
     ) -> RoutingDecision:
         ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         chosen = dispatch(ranked, in_scope, request.config)
@@ -241,6 +247,7 @@ class Router:
             aggregator="pass-through" if len(chosen.experts) == 1 else "majority-vote",
             truncated=request.truncated,
             timings_ms=timings,
+            batch_size=batch_size,
             query_id=self._remember(request.query),
             out_of_scope=chosen.out_of_scope,
             in_scope_score=in_scope,
