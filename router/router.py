@@ -27,7 +27,7 @@ from router.fitted import FittedRouter
 from router.outcomes import Outcome, OutcomeLog
 from router.spec import RouteSpec, parse_spec
 from router.strategies.base import FitContext, LearnsOnline, RoutingStrategy
-from router.strategies.cost import CostStrategy
+from router.strategies.cost import CostStrategy, check_share
 from router.strategies.head import HeadStrategy
 from router.strategies.knn import KnnStrategy
 from router.strategies.skills import SkillStrategy
@@ -146,8 +146,8 @@ class Router:
             null_threshold=self._null_threshold(),
             fallback=self.dispatch_config.fallback,
         ).validated()
-        if spec.share is not None and not 0.0 <= spec.share <= 1.0:
-            raise InvalidRequest(f"the expensive-call share must lie in [0, 1], got {spec.share}", param="model")
+        if spec.share is not None:
+            check_share(spec.share)  # here, so a bad share fails its own request and never its batch-mates
         if not self._experts:
             raise NoExpertAvailable("no expert is enabled; add or enable one in the registry")
         return name, config

@@ -24,10 +24,15 @@ def expensive_advantage(quality: np.ndarray) -> np.ndarray:
     return quality.max(1) - quality[:, :-1].max(1)
 
 
-def calibrate_threshold(advantage: np.ndarray, expensive_share: float) -> float:
-    """tau such that about `expensive_share` of the calibration queries go to the most expensive expert."""
+def check_share(expensive_share: float) -> float:
     if not 0.0 <= expensive_share <= 1.0:
         raise InvalidRequest(f"the expensive-call share must lie in [0, 1], got {expensive_share}", param="model")
+    return expensive_share
+
+
+def calibrate_threshold(advantage: np.ndarray, expensive_share: float) -> float:
+    """tau such that about `expensive_share` of the calibration queries go to the most expensive expert."""
+    check_share(expensive_share)
     if not len(advantage):
         return 0.0
     if expensive_share <= 0.0:
