@@ -6,8 +6,9 @@ folds' outcomes (all benchmarks pooled) and predicts the held-out fold, so no qu
 scored by a model that saw it. Metrics exactly as RouteLLM's evaluate.py: thresholds at the 10-quantile
 edges of the strong-win score, APGR by trapezoid over the strong-call share, CPT(50%), CPT(80%).
 Contaminated rows are dropped, as RouteLLM does. MT-Bench is routed on turn 1 and scored on the mean
-of both turns' judge scores. Baseline (same folds): a per-subject profile, the mean strong-minus-weak
-outcome of the training questions of the same subject.
+of both turns' judge scores. Outcomes are tagged with the skill path benchmark/subject (a tagger per
+level, profiles shrunk subject -> benchmark -> overall). Baseline (same folds): a per-subject profile,
+the mean strong-minus-weak outcome of the training questions of the same subject.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[
     keys = [data[i]["key"] for i in train for _ in (0, 1)]
     experts = [e for _ in train for e in (WEAK, STRONG)]
     scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
-    skills = [data[i]["subject"] for i in train for _ in (0, 1)]  # outcome rows carry their skill tag
+    # Outcome rows carry their skill as a path, benchmark/subject: MT-Bench's three questions per category
+    # cannot teach a tagger its categories, but "this is an MT-Bench prompt" is easy to learn.
+    skills = [f"{data[i]['benchmark']}/{data[i]['subject']}" for i in train for _ in (0, 1)]
     model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores, skills)
     sizes = Counter(data[i]["benchmark"] for i in train)
     best: tuple[float, tuple[float, ...]] = (-1.0, ())

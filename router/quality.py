@@ -7,10 +7,12 @@ skill tags that past outcomes carry. Without skill tags the prior is the experts
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import faiss
 import numpy as np
 
-from router.heads import LogisticHead
+from router.skill_tree import SkillTagger, depth, node_at, prefixes
 
 RETAG_GROWTH = 1.1  # refit the skill tagger once the tagged rows have grown by 10%
 
@@ -35,7 +37,7 @@ class QualityModel:
         self.rows: dict[str, int] = {}
         self.sums = np.zeros((0, len(self.experts)), dtype=np.float64)
         self.counts = np.zeros((0, len(self.experts)), dtype=np.float64)
-        self._tagger: LogisticHead | None = None
+        self._tagger: SkillTagger | None = None
         self._tagged_rows = 0
 
     def add(self, key: str, vector: np.ndarray | None, expert: str, score: float) -> None:
@@ -85,11 +87,12 @@ class QualityModel:
                     self._add_skill(skills[i], cols[expert], score)
 
     def _add_skill(self, skill: str, col: int, score: float) -> None:
-        if skill not in self.skill_sums:
-            self.skill_sums[skill] = np.zeros(len(self.experts))
-            self.skill_counts[skill] = np.zeros(len(self.experts))
-        self.skill_sums[skill][col] += score
-        self.skill_counts[skill][col] += 1
+        for node in prefixes(skill):  # a skill's record counts towards every skill above it
+            if node not in self.skill_sums:
+                self.skill_sums[node] = np.zeros(len(self.experts))
+                self.skill_counts[node] = np.zeros(len(self.experts))
+            self.skill_sums[node][col] += score
+            self.skill_counts[node][col] += 1
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -118,13 +121,19 @@ class QualityModel:
         weights = np.where(ids >= 0, weights, 0.0)
         ids = np.maximum(ids, 0)
         tagger = self._skill_tagger()
-        probs = tagger.predict_proba(np.asarray(queries, dtype=np.float32)) if tagger else None
-        if tagger is not None and probs is not None:
-            # Neighbours of a skill the query is unlikely to need count less (they were near by wording).
-            column = {name: i for i, name in enumerate(tagger.labels)}
-            cols = np.array([column.get(skill, -1) if skill else -1 for skill in self.row_skill])[ids]
-            fit = np.where(cols >= 0, np.take_along_axis(probs, np.maximum(cols, 0), 1), 1.0)
-            weights = weights * (fit + self.skill_floor)
+        if tagger is None:
+            priors = prior
+        else:
+            conditionals = tagger.conditionals(queries)
+            # Neighbours of a skill the query is unlikely to need count less (they were near by wording),
+            # level by level: another benchmark's rows first, then another subject's.
+            leaf = {name: i for i, name in enumerate(tagger.leaves)}
+            cols = np.array([leaf.get(skill, -1) if skill else -1 for skill in self.row_skill])[ids]
+            for chance in conditionals:
+                fit = np.where(cols >= 0, np.take_along_axis(chance, np.maximum(cols, 0), 1), 1.0)
+                weights = weights * (fit + self.skill_floor)
+            chances = np.prod(conditionals, axis=0) if conditionals else np.ones((len(queries), len(leaf)))
+            priors = np.einsum("nl,nle->ne", chances, self._leaf_profiles(tagger.leaves, prior, own))
         # Per-row means first: a query with several outcomes for one expert counts once.
         means = np.divide(
             self.sums[ids], self.counts[ids], out=np.zeros_like(self.sums[ids]), where=self.counts[ids] > 0
@@ -132,39 +141,40 @@ class QualityModel:
         has = (self.counts[ids] > 0).astype(np.float64)
         num = (weights[..., None] * means * has).sum(1)
         den = (weights[..., None] * has).sum(1)
-        priors = self._skill_priors(tagger, probs, prior, own)
         return (num + self.shrink * priors) / (den + self.shrink)
 
-    def _skill_tagger(self) -> LogisticHead | None:
+    def _skill_tagger(self) -> SkillTagger | None:
         tagged = [i for i, skill in enumerate(self.row_skill) if skill]
         if len({self.row_skill[i] for i in tagged}) < 2:
             return None
         if self._tagger is None or len(tagged) > self._tagged_rows * RETAG_GROWTH:
             vectors = self.index.reconstruct_n(0, len(self.rows))[tagged]
-            self._tagger = LogisticHead().fit(vectors, [str(self.row_skill[i]) for i in tagged])
+            self._tagger = SkillTagger(vectors, [str(self.row_skill[i]) for i in tagged])
             self._tagged_rows = len(tagged)
         return self._tagger
 
-    def _skill_priors(
-        self, tagger: LogisticHead | None, probs: np.ndarray | None, prior: np.ndarray, own: np.ndarray | None
-    ) -> np.ndarray:
-        """Symbolic-MoE's profiles as the prior: the experts' record on each skill (shrunk towards their
-        overall record), mixed by the tagger's probability that the query needs that skill.
-        `own[i]` (leave-one-out) is query i's own row: its outcomes are taken out of its skill's record."""
-        if tagger is None or probs is None:
-            return prior  # broadcasts over the queries
-        names = tagger.labels
+    def _leaf_profiles(self, leaves: list[str], prior: np.ndarray, own: np.ndarray | None) -> np.ndarray:
+        """Symbolic-MoE's profiles, [1 or n, leaves, experts]: the experts' record on each skill, shrunk
+        towards the record of the skill above it and, at the top, their overall record (`prior`).
+        `own[i]` (leave-one-out) is query i's own row: its outcomes are taken out of every record."""
         zero = np.zeros(len(self.experts))
-        sums = np.stack([self.skill_sums.get(n, zero) for n in names])  # [skills, experts]
-        counts = np.stack([self.skill_counts.get(n, zero) for n in names])
-        if own is not None:  # take each query's own outcomes out of its own skill's record
-            column = {name: i for i, name in enumerate(names)}
-            sums, counts = np.repeat(sums[None], len(own), 0), np.repeat(counts[None], len(own), 0)
-            for i, row in enumerate(own.tolist()):
-                c = column.get(self.row_skill[row]) if row >= 0 else None  # type: ignore[arg-type]
-                if c is not None:
-                    sums[i, c] -= self.sums[row]
-                    counts[i, c] -= self.counts[row]
-            profiles = (sums + self.shrink * prior[:, None, :]) / (counts + self.shrink)
-            return np.einsum("ns,nse->ne", probs, profiles)
-        return probs @ ((sums + self.shrink * prior) / (counts + self.shrink))
+        top = prior[None] if prior.ndim == 1 else prior  # [m, experts]
+        members: dict[str, list[int]] = defaultdict(list)  # node -> the queries whose own row counts towards it
+        for i, row in enumerate(own.tolist() if own is not None else []):
+            path = self.row_skill[row] if row >= 0 else None
+            for node in prefixes(path) if path else ():
+                members[node].append(i)
+        profiles: dict[str, np.ndarray] = {}  # node -> [m, experts]
+        for level in range(max(depth(leaf) for leaf in leaves)):
+            for node in sorted({node_at(leaf, level) for leaf in leaves}):
+                if node in profiles:  # a shorter path: already final at an upper level
+                    continue
+                above = profiles[node_at(node, level - 1)] if level else top
+                sums = np.repeat(self.skill_sums.get(node, zero)[None], len(top), 0)
+                counts = np.repeat(self.skill_counts.get(node, zero)[None], len(top), 0)
+                if node in members and own is not None:
+                    mine = np.array(members[node])
+                    sums[mine] -= self.sums[own[mine]]
+                    counts[mine] -= self.counts[own[mine]]
+                profiles[node] = (sums + self.shrink * above) / (counts + self.shrink)
+        return np.stack([profiles[leaf] for leaf in leaves], axis=1)

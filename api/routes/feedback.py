@@ -26,7 +26,9 @@ class FeedbackRequest(BaseModel):
     correct: bool | None = Field(default=None, description="Shorthand for score 1 (true) or 0 (false).")
     query: str | None = Field(default=None, description="The query text, if the server no longer remembers it.")
     skills: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=8, description="Skill or task tags, e.g. 'college_physics'."
+        default_factory=list,
+        max_length=8,
+        description="Skill or task tags, e.g. 'college_physics', or paths, coarse to fine: 'mmlu/college_physics'.",
     )
 
     @model_validator(mode="after")

@@ -71,7 +71,8 @@ class CostStrategy:
             vectors = context.encoder.encode(unique)
             by_query = dict(zip(unique, vectors, strict=True))
             stacked = np.stack([by_query[o.query] for o in outcomes])
-            # An outcome's first skill tag teaches the skill tagger and that skill's record (the prior).
+            # An outcome's first skill tag teaches the skill tagger and that skill's record (the prior);
+            # a path ("mmlu/college_physics") teaches a tagger per level and a record per node.
             skills = [o.skills[0] if o.skills else None for o in outcomes]
             self.model.add_many(keys, stacked, [o.expert for o in outcomes], [o.score for o in outcomes], skills)
         self._recalibrate()
