@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     app.include_router(chat.router)
     app.include_router(catalog.router)
+    app.include_router(catalog.hot_router)
     app.include_router(feedback.router)
     app.include_router(files.router)
     app.include_router(batches.router)

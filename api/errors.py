@@ -20,7 +20,8 @@ def error_body(message: str, error_type: str, param: str | None = None, code: st
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    """("body", "query") -> "query": only the leading location goes (a field may be named "query")."""
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in ("body", "query", "path") else loc)]
     return ".".join(parts) or "body"
 
 

@@ -1,9 +1,14 @@
 """Micro-batching: concurrent routing requests are encoded and scored together, one model call per batch.
 
-There is no waiting window: a lone request runs at once; requests that arrive while a batch runs
-queue up and go together in the next call. That keeps single-query latency at one encoder call and
-lets throughput under load approach the encoder's batched throughput. Results go back to each
-event loop in one callback per batch, not one wake-up per request.
+At idle there is no waiting window: a lone request runs at once, so single-query latency stays one
+encoder call. Requests that arrive while a batch runs queue up and go together in the next call.
+In a busy period the batcher also holds a new batch open while requests keep arriving (until they
+pause for `quiet_s`, at most `hold_share` of the last batch's run time): right after a batch's
+results go out its callers send their next requests, which come in over a few milliseconds, and
+without the hold the first of them would leave in a batch of one while the rest wait for it. On
+this project's 2-core machine that lifted 64 HTTP clients on /v1/route from 455-491 to 507-541
+requests/s (batches of 40/24 became 64). Results go back to each event loop in one callback per
+batch, not one wake-up per request.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -25,10 +31,22 @@ _Waiting = tuple[T, asyncio.AbstractEventLoop, asyncio.Future[R]]
 class MicroBatcher(Generic[T, R]):
     """`run` gets every item waiting when it is free and returns one result (or exception) per item."""
 
-    def __init__(self, run: BatchRun[T, R], max_batch: int = 128, name: str = "moe-batcher") -> None:
+    def __init__(
+        self,
+        run: BatchRun[T, R],
+        max_batch: int = 128,
+        name: str = "moe-batcher",
+        quiet_s: float = 0.001,
+        hold_share: float = 0.25,
+    ) -> None:
         self.run = run
         self.max_batch = max_batch
         self.name = name
+        self.quiet_s = quiet_s
+        self.hold_share = hold_share
+        self._last_size = 0
+        self._last_run_s = 0.0
+        self._last_end = 0.0
         self._queue: queue.SimpleQueue[_Waiting[T, R] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -54,16 +72,28 @@ class MicroBatcher(Generic[T, R]):
             if first is None:
                 return
             batch = [first]
+            deadline = time.perf_counter() + self._hold()
             while len(batch) < self.max_batch:
+                wait = min(self.quiet_s, deadline - time.perf_counter())
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
                     self._queue.put(None)
                     break
                 batch.append(item)
+            started = time.perf_counter()
             self._run(batch)
+            self._last_end = time.perf_counter()
+            self._last_size, self._last_run_s = len(batch), self._last_end - started
+
+    def _hold(self) -> float:
+        """How long a new batch stays open: not at all at idle (the last batch was a lone request, or
+        it ended longer ago than it ran), else up to `hold_share` of the last batch's run time."""
+        if self._last_size <= 1 or time.perf_counter() - self._last_end > self._last_run_s:
+            return 0.0
+        return self.hold_share * self._last_run_s
 
     def _run(self, batch: list[_Waiting[T, R]]) -> None:
         try:

@@ -6,11 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from openai.types import Model
 
 from agents.workflow_store import WorkflowRepository
-from api.deps import RuntimeDep
+from api.deps import BareRoute, RuntimeDep, get_runtime, json_body, json_body_docs
 from api.models import MOE_PREFIX, resolve_model, routing_models
 from api.schemas import RouteRequest
 from core.db import session_scope
@@ -18,6 +18,7 @@ from core.errors import InvalidRequest
 from router.decision import RoutingDecision
 
 router = APIRouter()
+hot_router = APIRouter(route_class=BareRoute)  # the routing hot path: see BareRoute
 
 
 @router.get("/v1/models", tags=["models"])
@@ -41,8 +42,12 @@ def _workflow_names(runtime: RuntimeDep) -> list[str]:
         return [w.name for w in WorkflowRepository(session).list()]
 
 
-@router.post("/v1/route", tags=["routing"], response_model=RoutingDecision)
-async def route(body: RouteRequest, runtime: RuntimeDep) -> Response:
+@hot_router.post(
+    "/v1/route", tags=["routing"], response_model=RoutingDecision, openapi_extra=json_body_docs(RouteRequest)
+)
+async def route(request: Request) -> Response:
+    body = await json_body(request, RouteRequest)
+    runtime = await get_runtime(request)
     target = resolve_model(body.model)
     if target.expert:
         raise InvalidRequest("/v1/route takes a routing model (moe:auto or moe:<strategy>)", param="model")

@@ -118,3 +118,32 @@ def test_route_rejects_expert_names_and_bad_k(client: TestClient) -> None:
     assert client.post("/v1/route", json={"query": "x", "model": "smollm2"}).status_code == 400
     assert client.post("/v1/route", json={"query": "x", "k": 0}).status_code == 400
     assert client.post("/v1/route", json={"query": "x", "model": "moe:none"}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "says"),
+    [
+        (b'{"query": ', "body", "not valid JSON"),
+        (b'{"model": "moe:knn"}', "query", "query: Field required"),
+        (b'{"query": "x", "k": "two"}', "k", "k: Input should be a valid integer"),
+        (b'{"query": "x", "colour": "red"}', "colour", "colour: Extra inputs are not permitted"),
+        (b'["x"]', "body", "body: Input should be an object"),
+    ],
+)
+def test_route_reads_its_body_itself_and_says_what_is_wrong(
+    client: TestClient, body: bytes, param: str, says: str
+) -> None:
+    # /v1/route parses its body from the raw bytes (BareRoute); its errors must read as every other route's.
+    response = client.post("/v1/route", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert says in error["message"]
+
+
+def test_the_bare_route_is_still_documented(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/v1/route"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"query", "model", "k"} and body["required"] == ["query"]
+    answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer["$ref"].endswith("/RoutingDecision")

@@ -1,0 +1,69 @@
+"""MicroBatcher: no waiting at idle; in a busy period a batch stays open while requests keep arriving."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from router.batching import MicroBatcher
+
+
+class Recorder:
+    """A batch function that records each batch and can be held, so the test decides what queues up."""
+
+    def __init__(self, run_s: float) -> None:
+        self.batches: list[list[str]] = []
+        self.started: list[float] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.run_s = run_s
+
+    def __call__(self, items: list[str]) -> list[str]:
+        self.started.append(time.perf_counter())
+        self.gate.wait(timeout=10)
+        self.batches.append(list(items))
+        if len(items) > 1:
+            time.sleep(self.run_s)  # a batch that takes a while, as an encoder call does
+        return [item.upper() for item in items]
+
+
+def test_a_lone_request_at_idle_runs_at_once() -> None:
+    run = Recorder(run_s=0.0)
+    batcher = MicroBatcher(run, quiet_s=1.0, hold_share=1.0)
+
+    async def main() -> float:
+        submitted = time.perf_counter()
+        assert await batcher.submit("a") == "A"
+        return run.started[0] - submitted
+
+    try:
+        assert asyncio.run(main()) < 0.5  # a held batch would have waited the whole quiet second
+    finally:
+        batcher.close()
+    assert run.batches == [["a"]]
+
+
+def test_in_a_busy_period_a_batch_waits_for_requests_that_keep_coming() -> None:
+    run = Recorder(run_s=0.6)
+    batcher = MicroBatcher(run, quiet_s=0.4, hold_share=1.0)
+
+    async def main() -> None:
+        run.gate.clear()
+        first = asyncio.ensure_future(batcher.submit("a"))  # runs alone, held at the gate
+        while not run.started:
+            await asyncio.sleep(0.005)
+        pair = [asyncio.ensure_future(batcher.submit(x)) for x in ("b", "c")]  # queue behind it
+        await asyncio.sleep(0.05)
+        run.gate.set()
+        assert await first == "A" and await asyncio.gather(*pair) == ["B", "C"]
+        # Right after a batch of two: d comes at once, e 0.1 s later (inside the 0.4 s quiet period).
+        d = asyncio.ensure_future(batcher.submit("d"))
+        await asyncio.sleep(0.1)
+        assert await asyncio.gather(d, batcher.submit("e")) == ["D", "E"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        batcher.close()
+    assert run.batches == [["a"], ["b", "c"], ["d", "e"]]
