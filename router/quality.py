@@ -1,8 +1,9 @@
 """Per-expert chance of a good answer, predicted from past outcomes of similar queries (kNN).
 
 The kNN estimate is shrunk towards a prior: the experts' record on the query's likely skills
-(Symbolic-MoE's profiles), where "likely" comes from a skill tagger (a logistic head) learnt from the
-skill tags that past outcomes carry. Without skill tags the prior is the experts' overall record.
+(Symbolic-MoE's profiles), where "likely" comes from a skill tagger learnt from the skill tags that
+past outcomes carry: a logistic head per level when the tags are paths ("mmlu/college_physics", see
+`router/skill_tree.py`). Without skill tags the prior is the experts' overall record.
 """
 
 from __future__ import annotations
