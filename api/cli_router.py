@@ -133,18 +133,36 @@ def eval_routing(
     typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
 
 
-def _outcome_rows(path: Path) -> list[dict[str, Any]]:
+def _outcome_rows(path: Path, skill_fields: list[str]) -> list[dict[str, Any]]:
+    """Rows {query, outcomes, skill}: the skill is the named fields joined as a path, coarse to fine
+    ("mmlu/college_physics"), or None where a row lacks one of them."""
     if not path.is_file():
         raise InvalidRequest(f"no such file: {path}", param=str(path))
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            if not isinstance(row.get("query"), str) or not isinstance(row.get("outcomes"), dict):
-                raise InvalidRequest(f"{path}:{number}: needs 'query' (text) and 'outcomes' (expert -> score)")
-            rows.append({"query": row["query"], "outcomes": {k: float(v) for k, v in row["outcomes"].items()}})
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"{path}:{number}: not valid JSON ({exc.msg})", param=str(path)) from None
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("query"), str)
+            or not isinstance(row.get("outcomes"), dict)
+        ):
+            raise InvalidRequest(f"{path}:{number}: needs 'query' (text) and 'outcomes' (expert -> score)")
+        try:
+            outcomes = {str(k): float(v) for k, v in row["outcomes"].items()}
+        except (TypeError, ValueError):
+            raise InvalidRequest(f"{path}:{number}: every outcome must be a number", param=str(path)) from None
+        parts = [row.get(field) for field in skill_fields]
+        skill = "/".join(str(p) for p in parts) if skill_fields and all(p not in (None, "") for p in parts) else None
+        rows.append({"query": row["query"], "outcomes": outcomes, "skill": skill})
     if not rows:
         raise InvalidRequest(f"{path} has no rows", param=str(path))
+    if skill_fields and not any(r["skill"] for r in rows):
+        raise InvalidRequest(f"no row of {path} has the skill field(s) {', '.join(skill_fields)}", param="skill-field")
     return rows
 
 
@@ -156,12 +174,19 @@ def eval_cost_quality(
     weak: Annotated[str | None, typer.Option(help="Cheap expert (default: worst mean outcome).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write the quality vs strong-call curve PNG here.")] = None,
+    skill_field: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Field holding an outcome row's skill; repeat it for a path, coarse to fine "
+            "(--skill-field benchmark --skill-field subject). Skills teach the tagger and the profiles."
+        ),
+    ] = None,
 ) -> None:
     """RouteLLM's metrics (APGR, CPT(50%), CPT(80%)) for the outcome-kNN cost-quality router."""
     from router.evaluation import cost_quality
 
     try:
-        train, rows = _outcome_rows(outcomes), _outcome_rows(test)
+        train, rows = _outcome_rows(outcomes, skill_field or []), _outcome_rows(test, [])
         means: dict[str, list[float]] = {}
         for row in train:
             for expert, score in row["outcomes"].items():

@@ -89,22 +89,23 @@ def cost_quality(
 ) -> dict[str, Any]:
     """Fit quality predictions on `train` outcome rows, score RouteLLM's metrics on `test` rows.
 
-    Rows: {"query": str, "outcomes": {expert: score}}. The router's strong-win score is the predicted
-    quality margin of strong over weak."""
+    Rows: {"query": str, "outcomes": {expert: score}, "skill": optional skill path}. The router's
+    strong-win score is the predicted quality margin of strong over weak."""
     for name, rows in (("outcomes", train), ("test", test)):
         missing = [i for i, r in enumerate(rows) if strong not in r["outcomes"] or weak not in r["outcomes"]]
         if missing:
             raise InvalidRequest(f"{name} row {missing[0] + 1} lacks an outcome for '{strong}' or '{weak}'", param=name)
     model = QualityModel(encoder.dim, [weak, strong], neighbours)
     vectors = encoder.encode([r["query"] for r in train], batch_size=64)
-    keys, stacked, experts, scores = [], [], [], []
+    keys, stacked, experts, scores, skills = [], [], [], [], []
     for i, row in enumerate(train):
         for expert in (weak, strong):
             keys.append(str(i))
             stacked.append(vectors[i])
             experts.append(expert)
             scores.append(float(row["outcomes"][expert]))
-    model.add_many(keys, np.stack(stacked), experts, scores)
+            skills.append(row.get("skill"))
+    model.add_many(keys, np.stack(stacked), experts, scores, skills)
     predicted = model.predict(encoder.encode([r["query"] for r in test], batch_size=64))
     wins = predicted[:, 1] - predicted[:, 0]
     strong_scores = np.array([float(r["outcomes"][strong]) for r in test])
@@ -112,4 +113,5 @@ def cost_quality(
     points = routing_curve(wins, strong_scores, weak_scores)
     metrics = cost_quality_metrics(points, float(strong_scores.mean()), float(weak_scores.mean()))
     return {**metrics, "points": points, "strong_quality": float(strong_scores.mean()),
-            "weak_quality": float(weak_scores.mean()), "n": len(test)}  # fmt: skip
+            "weak_quality": float(weak_scores.mean()), "n": len(test),
+            "skills": len({r["skill"] for r in train if r.get("skill")})}  # fmt: skip

@@ -132,3 +132,37 @@ def test_eval_cost_quality_prints_routellm_metrics(cli_env: Path) -> None:
     assert {"apgr", "cpt_50", "cpt_80"} <= set(report) and 0.0 <= report["cpt_50"] <= 100.0
     assert report["strong_quality"] > report["weak_quality"]
     assert plot.stat().st_size > 1000
+
+
+def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(cli_env: Path) -> None:
+    rows = []
+    for line in (DATA / "routellm_outcomes_dev.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["subject"] in ("high_school_biology", "college_mathematics", "math_word_problem"):
+            rows.append(row)
+    train, test = _write(cli_env / "train.jsonl", rows[::2]), _write(cli_env / "test.jsonl", rows[1::2])
+    paths = ["--skill-field", "benchmark", "--skill-field", "subject"]
+    common = ["eval", "cost-quality", "--outcomes", str(train), "--test", str(test), "--json"]
+    result = CliRunner().invoke(app, [*common, *paths])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["skills"] == 3  # mmlu/high_school_biology, mmlu/college_mathematics, gsm8k/math_word_problem
+    assert 0.0 <= report["apgr"] <= 1.0
+    missing = CliRunner().invoke(app, [*common, "--skill-field", "colour"])
+    assert missing.exit_code == 2 and "skill field(s) colour" in missing.output
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"query": "q"}', "needs 'query'"),
+        ('{"query": "q", "outcomes": {"a": "x"}}', "every outcome must be a number"),
+    ],
+)
+def test_eval_cost_quality_names_the_bad_line(cli_env: Path, line: str, says: str) -> None:
+    good = '{"query": "hi", "outcomes": {"a": 1, "b": 0}}'
+    bad = cli_env / "bad.jsonl"
+    bad.write_text(f"{good}\n{line}\n")
+    result = CliRunner().invoke(app, ["eval", "cost-quality", "--outcomes", str(bad), "--test", str(bad)])
+    assert result.exit_code == 2 and f"bad.jsonl:2: {says}" in " ".join(result.output.split())  # rich wraps lines
