@@ -6,7 +6,7 @@ In a busy period the batcher also holds a new batch open while requests keep arr
 pause for `quiet_s`, at most `hold_share` of the last batch's run time): right after a batch's
 results go out its callers send their next requests, which come in over a few milliseconds, and
 without the hold the first of them would leave in a batch of one while the rest wait for it. With 64
-wrk clients on /v1/route (a standalone server on this project's 2-core machine, 3 runs each) batches
+wrk clients on /v1/route (a standalone server on this project's 2-core machine, 2-3 runs each) batches
 of 40/24 became 64 and throughput went from 455-491 to 507-541 requests/s. Results go back to each
 event loop in one callback per batch, not one wake-up per request.
 """
