@@ -67,3 +67,28 @@ def test_in_a_busy_period_a_batch_waits_for_requests_that_keep_coming() -> None:
     finally:
         batcher.close()
     assert run.batches == [["a"], ["b", "c"], ["d", "e"]]
+
+
+def test_a_busy_period_ends_once_the_batcher_has_idled_longer_than_its_last_batch_ran() -> None:
+    run = Recorder(run_s=0.1)
+    batcher = MicroBatcher(run, quiet_s=1.0, hold_share=10.0)
+
+    async def main() -> float:
+        run.gate.clear()
+        first = asyncio.ensure_future(batcher.submit("a"))
+        while not run.started:
+            await asyncio.sleep(0.005)
+        pair = [asyncio.ensure_future(batcher.submit(x)) for x in ("b", "c")]
+        await asyncio.sleep(0.05)
+        run.gate.set()
+        await asyncio.gather(first, *pair)  # a batch of two that ran 0.1 s: a busy period
+        await asyncio.sleep(0.3)  # idle for longer than that
+        submitted = time.perf_counter()
+        assert await batcher.submit("d") == "D"
+        return run.started[-1] - submitted
+
+    try:
+        assert asyncio.run(main()) < 0.5  # not held for the quiet second
+    finally:
+        batcher.close()
+    assert run.batches == [["a"], ["b", "c"], ["d"]]
