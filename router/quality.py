@@ -39,7 +39,10 @@ class QualityModel:
         self.sums = np.zeros((0, len(self.experts)), dtype=np.float64)
         self.counts = np.zeros((0, len(self.experts)), dtype=np.float64)
         self._tagger: SkillTagger | None = None
-        self._tagged_rows = 0
+        self._tagged = 0  # rows with a skill tag
+        self._tagged_rows = 0  # ... when the tagger was fitted
+        self._tagged_seen = 0  # ... at the last look (nothing new: no refit to consider)
+        self._row_leaf = np.zeros(0, dtype=np.int64)  # each row's leaf column in the tagger, -1 if none
 
     def add(self, key: str, vector: np.ndarray | None, expert: str, score: float) -> None:
         """Record one outcome; `vector` is needed only the first time `key` is seen."""
@@ -78,7 +81,9 @@ class QualityModel:
             self.index.add(np.ascontiguousarray(vectors[list(first.values())], dtype=np.float32))
             pad = np.zeros((len(first), len(self.experts)))
             self.sums, self.counts = np.vstack([self.sums, pad]), np.vstack([self.counts, pad])
-            self.row_skill.extend(skills[i] if skills else None for i in first.values())
+            new_skills = [skills[i] if skills else None for i in first.values()]
+            self.row_skill.extend(new_skills)
+            self._tagged += sum(1 for skill in new_skills if skill)
         cols = {e: c for c, e in enumerate(self.experts)}
         for i, (key, expert, score) in enumerate(zip(keys, experts, scores, strict=True)):
             if expert in cols:
@@ -128,12 +133,11 @@ class QualityModel:
             conditionals = tagger.conditionals(queries)
             # Neighbours of a skill the query is unlikely to need count less (they were near by wording),
             # level by level: another benchmark's rows first, then another subject's.
-            leaf = {name: i for i, name in enumerate(tagger.leaves)}
-            cols = np.array([leaf.get(skill, -1) if skill else -1 for skill in self.row_skill])[ids]
+            cols = self._row_leaves(tagger)[ids]
             for chance in conditionals:
                 fit = np.where(cols >= 0, np.take_along_axis(chance, np.maximum(cols, 0), 1), 1.0)
                 weights = weights * (fit + self.skill_floor)
-            chances = np.prod(conditionals, axis=0) if conditionals else np.ones((len(queries), len(leaf)))
+            chances = np.prod(conditionals, axis=0) if conditionals else np.ones((len(queries), len(tagger.leaves)))
             priors = np.einsum("nl,nle->ne", chances, self._leaf_profiles(tagger.leaves, prior, own))
         # Per-row means first: a query with several outcomes for one expert counts once.
         means = np.divide(
@@ -145,14 +149,28 @@ class QualityModel:
         return (num + self.shrink * priors) / (den + self.shrink)
 
     def _skill_tagger(self) -> SkillTagger | None:
+        """Fitted lazily, refitted once the tagged rows have grown by RETAG_GROWTH. The routing hot path
+        calls this per batch, so it looks at the rows only when there are new tagged ones."""
+        if self._tagged == self._tagged_seen or (self._tagger and self._tagged <= self._tagged_rows * RETAG_GROWTH):
+            return self._tagger
+        self._tagged_seen = self._tagged
         tagged = [i for i, skill in enumerate(self.row_skill) if skill]
         if len({self.row_skill[i] for i in tagged}) < 2:
             return None
-        if self._tagger is None or len(tagged) > self._tagged_rows * RETAG_GROWTH:
-            vectors = self.index.reconstruct_n(0, len(self.rows))[tagged]
-            self._tagger = SkillTagger(vectors, [str(self.row_skill[i]) for i in tagged])
-            self._tagged_rows = len(tagged)
+        vectors = self.index.reconstruct_n(0, len(self.rows))[tagged]
+        self._tagger = SkillTagger(vectors, [str(self.row_skill[i]) for i in tagged])
+        self._tagged_rows = len(tagged)
+        self._row_leaf = np.zeros(0, dtype=np.int64)
         return self._tagger
+
+    def _row_leaves(self, tagger: SkillTagger) -> np.ndarray:
+        """Each row's leaf column in `tagger` (-1: untagged, or a skill new since the fit), extended as
+        rows arrive rather than rebuilt per batch."""
+        known = len(self._row_leaf)
+        if known < len(self.row_skill):
+            new = [tagger.leaf_index.get(skill, -1) if skill else -1 for skill in self.row_skill[known:]]
+            self._row_leaf = np.concatenate([self._row_leaf, np.array(new, dtype=np.int64)])
+        return self._row_leaf
 
     def _leaf_profiles(self, leaves: list[str], prior: np.ndarray, own: np.ndarray | None) -> np.ndarray:
         """Symbolic-MoE's profiles, [1 or n, leaves, experts]: the experts' record on each skill, shrunk

@@ -31,29 +31,33 @@ def depth(path: str) -> int:
 
 
 class SkillTagger:
-    """One logistic head per level of the skill paths it was fitted on (levels with one node need none)."""
+    """One logistic head per level of the skill paths it was fitted on (levels with one node need none);
+    all that depends only on the paths is worked out once, at the fit."""
 
     def __init__(self, vectors: np.ndarray, paths: list[str]) -> None:
         self.leaves = sorted(set(paths))
-        self.levels: list[LogisticHead | None] = []
+        self.leaf_index = {leaf: i for i, leaf in enumerate(self.leaves)}
+        # Per level with a head: (head, each leaf's column at that level, the siblings matrix [labels, parents]).
+        self._levels: list[tuple[LogisticHead, np.ndarray, np.ndarray]] = []
         for level in range(max(depth(p) for p in self.leaves)):
             labels = [node_at(p, level) for p in paths]
-            self.levels.append(LogisticHead().fit(vectors, labels) if len(set(labels)) > 1 else None)
+            if len(set(labels)) < 2:
+                continue  # one node at this level: its chance is 1
+            head = LogisticHead().fit(vectors, labels)
+            parents = [node_at(label, level - 1) if level else "" for label in head.labels]
+            names = sorted(set(parents))
+            siblings = np.zeros((len(head.labels), len(names)))
+            siblings[np.arange(len(parents)), [names.index(p) for p in parents]] = 1.0
+            column = {label: i for i, label in enumerate(head.labels)}
+            cols = np.array([column[node_at(leaf, level)] for leaf in self.leaves])
+            self._levels.append((head, cols, siblings))
 
     def conditionals(self, queries: np.ndarray) -> list[np.ndarray]:
         """Per level that has a head, [n, leaves]: P(the leaf's node at that level | query, its parent node)."""
         out = []
-        for level, head in enumerate(self.levels):
-            if head is None:
-                continue
+        for head, cols, siblings in self._levels:
             probs = head.predict_proba(np.asarray(queries, dtype=np.float32))
-            parents = [node_at(label, level - 1) if level else "" for label in head.labels]
-            names = sorted(set(parents))
-            membership = np.zeros((len(head.labels), len(names)))
-            membership[np.arange(len(parents)), [names.index(p) for p in parents]] = 1.0
-            sibling_mass = probs @ membership  # [n, parents]
-            column = {label: i for i, label in enumerate(head.labels)}
-            cols = np.array([column[node_at(leaf, level)] for leaf in self.leaves])
-            parent_cols = membership[cols].argmax(1)
+            sibling_mass = probs @ siblings  # [n, parents]
+            parent_cols = siblings[cols].argmax(1)
             out.append(probs[:, cols] / np.maximum(sibling_mass[:, parent_cols], 1e-12))
         return out
