@@ -7,6 +7,9 @@ parallel regions, so every op pays a sleep and a wake-up: on this project's 2-co
 job's generation ran 15-25% below the same engine driven from one thread. Sending all model work to
 one long-lived thread keeps one team, whichever thread (event loop, worker pool, encoder batcher,
 Celery task) asks for it.
+
+The exception is routing lanes (router.router): under load, big routing batches run in several lane
+threads at once, each at one torch thread, so no lane starts a team of its own (`one_torch_thread`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -69,3 +73,35 @@ def on_compute(fn: Callable[P, T]) -> Callable[P, T]:
         return compute(fn, *args, **kwargs)
 
     return wrapper
+
+
+_one_thread_lock = threading.Lock()
+_one_thread_users = 0
+_saved_threads = 1
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch runs each op on one thread while any such block runs, in every thread of the process:
+    torch's thread count is process-wide, so it is dropped when the first block starts and restored
+    when the last one ends. Several threads inside such blocks run side by side, one core each."""
+    global _one_thread_users, _saved_threads
+    import torch
+
+    with _one_thread_lock:
+        if _one_thread_users == 0:
+            _saved_threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # in every entering thread: OpenMP keeps a thread count per thread too
+        _one_thread_users += 1
+    try:
+        yield
+    finally:
+        with _one_thread_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_saved_threads)
+
+
+def one_thread_blocks() -> int:
+    """How many `one_torch_thread` blocks run now."""
+    return _one_thread_users

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default=None, description="Override the in-scope threshold that `moe router fit` calibrates."
     )
     router_max_outcomes: int = Field(default=200_000, ge=0, description="Newest outcomes loaded at start.")
+    router_lanes: int | None = Field(
+        default=None, ge=1, description="Threads that encode routing batches side by side under load (default: cores)."
+    )
 
     models_path: Path | None = Field(
         default=None,

@@ -38,17 +38,18 @@ class MicroBatcher(Generic[T, R]):
         name: str = "moe-batcher",
         quiet_s: float = 0.001,
         hold_share: float = 0.25,
+        workers: int = 1,
+        on_worker_start: Callable[[], None] | None = None,
     ) -> None:
         self.run = run
         self.max_batch = max_batch
         self.name = name
         self.quiet_s = quiet_s
         self.hold_share = hold_share
-        self._last_size = 0
-        self._last_run_s = 0.0
-        self._last_end = 0.0
+        self.workers = workers
+        self.on_worker_start = on_worker_start
         self._queue: queue.SimpleQueue[_Waiting[T, R] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
         self.batches = 0  # calls of `run`, for tests and metrics
 
@@ -60,19 +61,28 @@ class MicroBatcher(Generic[T, R]):
         return await future
 
     def _ensure_started(self) -> None:
-        if self._thread is None:
+        if not self._threads:
             with self._start_lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-                    self._thread.start()
+                if not self._threads:
+                    threads = [
+                        threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
+                        for i in range(self.workers)
+                    ]
+                    for thread in threads:
+                        thread.start()
+                    self._threads = threads
 
     def _loop(self) -> None:
+        if self.on_worker_start is not None:
+            self.on_worker_start()
+        last = _LastBatch()
         while True:
             first = self._queue.get()
             if first is None:
+                self._queue.put(None)  # the other workers stop too
                 return
             batch = [first]
-            deadline = time.perf_counter() + self._hold()
+            deadline = time.perf_counter() + last.hold(self.hold_share)
             while len(batch) < self.max_batch:
                 wait = min(self.quiet_s, deadline - time.perf_counter())
                 try:
@@ -85,15 +95,7 @@ class MicroBatcher(Generic[T, R]):
                 batch.append(item)
             started = time.perf_counter()
             self._run(batch)
-            self._last_end = time.perf_counter()
-            self._last_size, self._last_run_s = len(batch), self._last_end - started
-
-    def _hold(self) -> float:
-        """How long a new batch stays open: not at all at idle (the last batch was a lone request, or
-        it ended longer ago than it ran), else up to `hold_share` of the last batch's run time."""
-        if self._last_size <= 1 or time.perf_counter() - self._last_end > self._last_run_s:
-            return 0.0
-        return self.hold_share * self._last_run_s
+            last.size, last.run_s, last.end = len(batch), time.perf_counter() - started, time.perf_counter()
 
     def _run(self, batch: list[_Waiting[T, R]]) -> None:
         try:
@@ -113,10 +115,30 @@ class MicroBatcher(Generic[T, R]):
                 pass
 
     def close(self) -> None:
-        if self._thread is not None:
+        if self._threads:
             self._queue.put(None)
-            self._thread.join(timeout=5)
-            self._thread = None
+            for thread in self._threads:
+                thread.join(timeout=5)
+            self._threads = []
+            try:
+                self._queue.get_nowait()  # the stop marker, so a later submit starts afresh
+            except queue.Empty:
+                pass
+
+
+class _LastBatch:
+    """One worker's previous batch, for how long its next one is held open."""
+
+    size = 0
+    run_s = 0.0
+    end = 0.0
+
+    def hold(self, share: float) -> float:
+        """Not at all at idle (the last batch was a lone request, or it ended longer ago than it ran),
+        else up to `share` of the last batch's run time."""
+        if self.size <= 1 or time.perf_counter() - self.end > self.run_s:
+            return 0.0
+        return share * self.run_s
 
 
 def _deliver(outcomes: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from core.compute import on_compute
 from experts.bundled import encoder_path
+from router.traced_encoder import TracedEncoder
 
 
 class TextEncoder(Protocol):
@@ -18,6 +19,14 @@ class TextEncoder(Protocol):
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-norm float32 rows, one per text."""
+
+
+@runtime_checkable
+class LaneEncoder(TextEncoder, Protocol):
+    lanes_supported: bool  # whether encode_in_lane may be called
+
+    def encode_in_lane(self, texts: list[str]) -> np.ndarray:
+        """`encode` in the calling thread (a routing lane, at one torch thread; see router.router)."""
 
 
 # sentence-transformers sorts a call's texts by length before cutting them into chunks, so small chunks
@@ -39,16 +48,25 @@ class Encoder:
         self.dim = int(self.model.get_embedding_dimension())
         self.name = str(self.path)
         self._lock = threading.Lock()
+        self.traced = TracedEncoder.build(self.model, ENCODE_CHUNK) if device == "cpu" else None
+        self.lanes_supported = self.traced is not None
 
     @on_compute
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.traced is not None:
+            return self.traced.encode(texts)
         with self._lock:
             vectors = self.model.encode(
                 texts, batch_size=min(batch_size, ENCODE_CHUNK), normalize_embeddings=True, convert_to_numpy=True
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_in_lane(self, texts: list[str]) -> np.ndarray:
+        if self.traced is None:
+            raise RuntimeError("this encoder runs on the model thread only (no traced graph)")
+        return self.traced.encode(texts)
 
 
 class CachingEncoder:
@@ -84,3 +102,12 @@ class CachingEncoder:
     def encode_uncached(self, texts: list[str]) -> np.ndarray:
         """The query path: no cache lookups, one direct encoder call."""
         return self.inner.encode(texts, batch_size=max(len(texts), 1))
+
+    @property
+    def lanes_supported(self) -> bool:
+        return isinstance(self.inner, LaneEncoder) and self.inner.lanes_supported
+
+    def encode_in_lane(self, texts: list[str]) -> np.ndarray:
+        if not isinstance(self.inner, LaneEncoder):
+            raise RuntimeError("this encoder runs on the model thread only")
+        return self.inner.encode_in_lane(texts)

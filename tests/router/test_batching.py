@@ -92,3 +92,34 @@ def test_a_busy_period_ends_once_the_batcher_has_idled_longer_than_its_last_batc
     finally:
         batcher.close()
     assert run.batches == [["a"], ["b", "c"], ["d"]]
+
+
+def test_several_workers_run_batches_side_by_side_and_stop_together() -> None:
+    run = Recorder(run_s=0.0)
+    started: list[str] = []
+    batcher = MicroBatcher(run, workers=2, on_worker_start=lambda: started.append(threading.current_thread().name))
+
+    async def main() -> None:
+        run.gate.clear()
+        first = asyncio.ensure_future(batcher.submit("a"))  # one worker takes it and is held at the gate
+        while not run.started:
+            await asyncio.sleep(0.005)
+        second = asyncio.ensure_future(batcher.submit("b"))  # the other worker takes this one
+        while len(run.started) < 2:
+            await asyncio.sleep(0.005)
+        assert run.batches == []  # b started while a was still held: one worker alone would wait for a
+        run.gate.set()
+        assert await asyncio.gather(first, second) == ["A", "B"]
+
+    try:
+        asyncio.run(main())
+        assert sorted(started) == ["moe-batcher-0", "moe-batcher-1"]
+    finally:
+        batcher.close()
+    assert not any(t.name.startswith("moe-batcher-") for t in threading.enumerate())
+    assert asyncio.run(_submit(batcher, "c")) == "C"  # a closed batcher starts afresh on the next request
+    batcher.close()
+
+
+async def _submit(batcher: MicroBatcher[str, str], item: str) -> str:
+    return await batcher.submit(item)

@@ -114,20 +114,38 @@ def test_router_feedback_and_micro_batching(encoder: Encoder) -> None:
     router.close()
 
 
-def test_a_micro_batch_of_mixed_strategies_answers_each_query_as_if_alone(encoder: Encoder) -> None:
+class CountingEncoder:
+    """The session's encoder, counting the texts encoded in routing lanes."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner, self.dim, self.name, self.lanes_supported = inner, inner.dim, inner.name, inner.lanes_supported
+        self.in_lane = 0
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return self.inner.encode(texts, batch_size)
+
+    def encode_in_lane(self, texts: list[str]) -> np.ndarray:
+        self.in_lane += len(texts)
+        return self.inner.encode_in_lane(texts)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_a_micro_batch_of_mixed_strategies_answers_each_query_as_if_alone(encoder: Encoder, lanes: int) -> None:
     experts = [
         make_expert("cook", COOK, skills=["cooking"], cost=0.1),
         make_expert("bank", BANK, skills=["finance"], cost=1.0),
         make_expert("travel", TRAVEL, skills=["travel"], cost=3.0),
     ]
     outcomes = OutcomeLog([Outcome(t, e.name, 1.0, skills=tuple(e.skills)) for e in experts for t in e.exemplars])
-    router = Router(encoder, outcomes=outcomes)
+    lane_calls = CountingEncoder(encoder)
+    router = Router(lane_calls, outcomes=outcomes, lanes=lanes)
     router.refresh(experts, "v1")
     requests = [
         (text, strategy)
-        for text in ["a cheap flight to Oslo", "bake a lemon cake", "why was my card declined", "what is the time"]
+        for text in ["a cheap flight to Oslo", "bake a lemon cake", "why was my card declined", "what is the time",
+                     "transfer money to my savings", "a vegan lasagne", "is my train late", "open an account"]
         for strategy in ["knn", "head", "skills", "cost-0.2", "cost-0.9", "knn-topp-0.9"]
-    ]
+    ]  # fmt: skip
     alone = [router.route(text, strategy) for text, strategy in requests]
 
     async def together() -> list[RoutingDecision]:
@@ -136,6 +154,7 @@ def test_a_micro_batch_of_mixed_strategies_answers_each_query_as_if_alone(encode
     before = router.batcher.batches
     batched = asyncio.run(together())
     assert router.batcher.batches - before < len(requests)  # they did share batches
+    assert (lane_calls.in_lane > 0) == (lanes > 1)  # with lanes, the big batches were encoded in them
     for one, mixed in zip(alone, batched, strict=True):
         assert mixed.strategy == one.strategy and mixed.expert_names == one.expert_names
         assert [c.score for c in mixed.candidates] == pytest.approx([c.score for c in one.candidates], abs=1e-5)
