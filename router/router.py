@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 import uuid
@@ -42,8 +41,11 @@ STRATEGIES: dict[str, StrategyFactory] = {
     "cost": CostStrategy,
 }
 DEFAULT_STRATEGY = "knn"
-LANE_BATCH = 2 * ENCODE_CHUNK  # most requests one lane takes: 64 callers on 2 lanes fill both
-LANE_NICE = 10  # lanes yield the CPU to the event loop, so responses go out and requests come in at once
+# Most requests one lane takes. Below half of 64 callers on purpose: the rest wait in the queue, so a
+# lane that finishes takes them at once instead of idling while the event loop turns its answers
+# around (~6.5 ms per batch of 32). 64 wrk clients, 2 lanes, 3 interleaved runs: 617-646 requests/s
+# with 24, 589-638 with 32.
+LANE_BATCH = 24
 
 log = logging.getLogger(__name__)
 
@@ -307,16 +309,10 @@ class Router:
 
 
 def _start_lane() -> None:
-    """A lane's faiss searches run on the lane's thread alone (OpenMP's setting is per thread), and the
-    lane runs at a lower CPU priority than the event loop."""
+    """A lane's faiss searches run on the lane's thread alone (OpenMP keeps its setting per thread)."""
     import faiss
 
     faiss.omp_set_num_threads(1)
-    if sys.platform == "linux":  # a thread's own nice value: Linux only
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LANE_NICE)
-        except OSError:
-            log.debug("could not lower the routing lane's priority")
 
 
 def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
