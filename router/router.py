@@ -111,6 +111,9 @@ class Router:
         self._experts: list[ExpertOut] = []
         self._fingerprint: str | None = None
         self._lock = threading.Lock()  # refits; held while the model thread fits, so never taken there
+        # Scoring reads the strategies from lanes too; fitting and online learning change them (the kNN
+        # index in place) on the model thread. Held for a batch's scoring (~1 ms), not its encoding.
+        self._scoring = threading.Lock()
         self._recent_lock = threading.Lock()  # the remembered queries; taken on the model thread
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._remembered = remembered_queries
@@ -128,12 +131,13 @@ class Router:
     def _fit_all(self, experts: list[ExpertOut]) -> dict[str, RoutingStrategy]:
         context = FitContext(self.encoder, self.outcomes, self.state_dir)
         fitted: dict[str, RoutingStrategy] = {}
-        for name, factory in STRATEGIES.items():
-            strategy = self._strategies.get(name) or factory()  # reuse: kNN updates incrementally
-            if isinstance(strategy, HeadStrategy) and self.fitted is not None:
-                strategy.pretrained = self.fitted.head
-            strategy.fit(experts, context)
-            fitted[name] = strategy
+        with self._scoring:
+            for name, factory in STRATEGIES.items():
+                strategy = self._strategies.get(name) or factory()  # reuse: kNN updates incrementally
+                if isinstance(strategy, HeadStrategy) and self.fitted is not None:
+                    strategy.pretrained = self.fitted.head
+                strategy.fit(experts, context)
+                fitted[name] = strategy
         return fitted
 
     @property
@@ -206,8 +210,8 @@ class Router:
         thread, so while one lane's answers go out the other lanes keep encoding; at idle a small batch
         goes to the model thread, where torch uses every core (one text: 3 ms instead of 5.5).
 
-        With 64 HTTP clients on this project's 2-core machine, two lanes served ~600 requests/s where
-        one batch at a time on the model thread served 430-500 (see bench/routing_latency.py)."""
+        With 64 HTTP clients on this project's 2-core machine, two lanes served 616-669 requests/s where
+        one batch at a time on the model thread (MOE_ROUTER_LANES=1) served 577 (bench/routing_latency.py)."""
         if len(requests) < ENCODE_CHUNK and one_thread_blocks() == 0:
             return self._route_batch(requests)
         with one_torch_thread():
@@ -216,21 +220,22 @@ class Router:
     def _score_batch(self, requests: list[_Request], vectors: np.ndarray) -> list[RoutingDecision | Exception]:
         """Each request's scores come from its own row only, so its answer never depends on its batch-mates;
         requests are scored in groups of the same strategy, and a failing group fails only its own."""
-        strategies = self._strategies  # one fit for the whole batch, even if a refit lands meanwhile
         encoded = time.perf_counter()
         groups: dict[tuple[str, float | None], list[int]] = defaultdict(list)
         for i, request in enumerate(requests):
             groups[(request.strategy, request.spec.share)].append(i)
         scores: list[dict[str, float] | Exception] = [{} for _ in requests]
-        for (name, share), rows in groups.items():
-            try:
-                scored = self._score(strategies[name], vectors[rows], share)
-            except Exception as exc:  # noqa: BLE001  (returned to the group's callers, raised there)
-                scored = [exc] * len(rows)
-            for row, result in zip(rows, scored, strict=True):
-                scores[row] = result
-        in_scope = self._in_scope(vectors, scores)
-        skills = self._skills(strategies.get("skills"), vectors)
+        with self._scoring:
+            strategies = self._strategies  # one fit for the whole batch, even if a refit lands meanwhile
+            for (name, share), rows in groups.items():
+                try:
+                    scored = self._score(strategies[name], vectors[rows], share)
+                except Exception as exc:  # noqa: BLE001  (returned to the group's callers, raised there)
+                    scored = [exc] * len(rows)
+                for row, result in zip(rows, scored, strict=True):
+                    scores[row] = result
+            in_scope = self._in_scope(vectors, scores)
+            skills = self._skills(strategies.get("skills"), vectors)
         scored_ms = (time.perf_counter() - encoded) * 1e3
         return [
             result if isinstance(result, Exception)
@@ -298,11 +303,12 @@ class Router:
         """Learn from one new outcome now: profiles and quality predictions update without a refit."""
         self.outcomes.add(outcome)
         vector = self.encoder.encode([outcome.query[: self.max_query_chars]])[0]
-        for strategy in self._strategies.values():
-            if isinstance(strategy, CostStrategy):
-                strategy.observe(vector, outcome.expert, outcome.score, key=outcome.query_id or outcome.query)
-            elif isinstance(strategy, LearnsOnline):
-                strategy.observe(vector, outcome.expert, outcome.score)
+        with self._scoring:
+            for strategy in self._strategies.values():
+                if isinstance(strategy, CostStrategy):
+                    strategy.observe(vector, outcome.expert, outcome.score, key=outcome.query_id or outcome.query)
+                elif isinstance(strategy, LearnsOnline):
+                    strategy.observe(vector, outcome.expert, outcome.score)
 
     def close(self) -> None:
         self.batcher.close()

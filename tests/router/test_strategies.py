@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -162,4 +163,28 @@ def test_a_micro_batch_of_mixed_strategies_answers_each_query_as_if_alone(encode
     # A bad request is refused before it joins a batch, so it cannot fail its batch-mates.
     with pytest.raises(InvalidRequest, match=r"share must lie in \[0, 1\]"):
         router.route("bake a lemon cake", "cost-1.5")
+    router.close()
+
+
+def test_lanes_keep_routing_while_feedback_and_a_refit_change_the_strategies(encoder: Encoder) -> None:
+    experts = [make_expert("cook", COOK, cost=0.1), make_expert("bank", BANK, cost=1.0)]
+    router = Router(encoder, outcomes=OutcomeLog([Outcome(t, "cook", 1.0) for t in COOK]), lanes=2)
+    router.refresh(experts, "v1")
+    queries = [f"{text} number {i}" for i in range(12) for text in COOK + BANK]
+
+    async def route_all() -> list[RoutingDecision]:
+        return await asyncio.gather(*(router.aroute(q, strategy) for q in queries for strategy in ("knn", "cost-0.5")))
+
+    def learn() -> None:
+        for i in range(40):  # online feedback on the model thread while the lanes score
+            router.observe(Outcome(f"{BANK[i % 4]} today {i}", "bank", 1.0))
+        router.refresh([*experts, make_expert("travel", TRAVEL, cost=3.0)], "v2")  # the kNN index changes in place
+
+    learner = threading.Thread(target=learn)
+    learner.start()
+    decisions = asyncio.run(route_all())
+    learner.join()
+    assert len(decisions) == 2 * len(queries) and all(d.experts for d in decisions)
+    assert router.route("transfer money to savings", "knn").experts[0].name == "bank"
+    assert router.route("find a hotel in Rome", "knn").experts[0].name == "travel"  # the refit landed
     router.close()
