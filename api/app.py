@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +33,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.graph = QueryGraph(runtime)
         app.state.batches = BatchService(runtime, graph=app.state.graph)
         await app.state.batches.resume()
+        # Everything built so far (models, libraries, the registry) lives as long as the server: keep it
+        # out of the garbage collector's full passes, which otherwise walk it every few seconds under
+        # load and stop every thread for up to ~300 ms (64 clients on /v1/route: p99 376 ms vs p50 103).
+        gc.freeze()
         yield
+        gc.unfreeze()  # what this app built may be collected after it stops (tests start many apps)
         await app.state.batches.aclose()
         await runtime.aclose()
 

@@ -37,7 +37,11 @@ ENCODE_CHUNK = 16
 
 
 class Encoder:
-    """Unit-normalised float32 embeddings, so inner product is cosine similarity."""
+    """Unit-normalised float32 embeddings, so inner product is cosine similarity.
+
+    The plain mean-pooled models (the bundled one, and what `moe router fit --finetune` saves) encode
+    through one traced graph (router.traced_encoder), in chunks of ENCODE_CHUNK whatever `batch_size`
+    says; any other model, or a graph that disagrees with the library, uses sentence-transformers."""
 
     @on_compute
     def __init__(self, path: Path | None = None, device: str = "cpu") -> None:
