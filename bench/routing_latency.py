@@ -32,7 +32,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import torch  # noqa: F401  (before faiss, as in the app: they then share one OpenMP runtime)
 from routing_common import emit, read_jsonl
 
 from core.compute import compute, one_torch_thread
