@@ -8,7 +8,8 @@ results go out its callers send their next requests, which come in over a few mi
 without the hold the first of them would leave in a batch of one while the rest wait for it. With 64
 wrk clients on /v1/route (a standalone server on this project's 2-core machine, 2-3 runs each) batches
 of 40/24 became 64 and throughput went from 455-491 to 507-541 requests/s. Results go back to each
-event loop in one callback per batch, not one wake-up per request.
+event loop in one callback per batch, not one wake-up per request. With `workers` above one, several
+threads take batches from the one queue, each with its own hold (the router's lanes).
 """
 
 from __future__ import annotations
