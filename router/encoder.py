@@ -83,6 +83,9 @@ class CachingEncoder:
         self.max_items = max_items
         self._cache: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        # Looked up once: the lanes call it for every batch.
+        lanes = isinstance(inner, LaneEncoder) and inner.lanes_supported
+        self._encode_in_lane = inner.encode_in_lane if lanes else None  # type: ignore[attr-defined]
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         with self._lock:
@@ -109,9 +112,9 @@ class CachingEncoder:
 
     @property
     def lanes_supported(self) -> bool:
-        return isinstance(self.inner, LaneEncoder) and self.inner.lanes_supported
+        return self._encode_in_lane is not None
 
     def encode_in_lane(self, texts: list[str]) -> np.ndarray:
-        if not isinstance(self.inner, LaneEncoder):
+        if self._encode_in_lane is None:
             raise RuntimeError("this encoder runs on the model thread only")
-        return self.inner.encode_in_lane(texts)
+        return self._encode_in_lane(texts)

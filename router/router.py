@@ -211,7 +211,8 @@ class Router:
         goes to the model thread, where torch uses every core (one text: 3 ms instead of 5.5).
 
         With 64 HTTP clients on this project's 2-core machine, two lanes served 616-669 requests/s where
-        one batch at a time on the model thread (MOE_ROUTER_LANES=1) served 577 (bench/routing_latency.py)."""
+        one batch at a time on the model thread (MOE_ROUTER_LANES=1) served 577, in the same conditions
+        (bench/routing_latency.py; 686-723 with the later gc and import-order fixes)."""
         if len(requests) < ENCODE_CHUNK and one_thread_blocks() == 0:
             return self._route_batch(requests)
         with one_torch_thread():
