@@ -16,7 +16,7 @@ from router.encoder import TextEncoder
 from router.fitted import FittedRouter
 from router.fitting import predict
 from router.metrics import OOS, classification_report, cost_quality_metrics, routing_curve
-from router.quality import QualityModel
+from router.quality import NEIGHBOURS, QualityModel
 
 
 def experts_from_examples(exemplars: list[Example], oos_label: str = OOS) -> list[ExpertOut]:
@@ -85,7 +85,7 @@ def cost_quality(
     test: list[dict[str, Any]],
     strong: str,
     weak: str,
-    neighbours: int = 64,
+    neighbours: int = NEIGHBOURS,
 ) -> dict[str, Any]:
     """Fit quality predictions on `train` outcome rows, score RouteLLM's metrics on `test` rows.
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.errors import InvalidRequest
 from experts.schemas import ExpertOut
-from router.quality import QualityModel
+from router.quality import NEIGHBOURS, QualityModel
 from router.strategies.base import FitContext
 
 
@@ -53,7 +53,7 @@ def choose(quality: np.ndarray, tau: float) -> int:
 class CostStrategy:
     name = "cost"
 
-    def __init__(self, expensive_share: float = 0.5, neighbours: int = 64) -> None:
+    def __init__(self, expensive_share: float = 0.5, neighbours: int = NEIGHBOURS) -> None:
         self.expensive_share = expensive_share
         self.neighbours = neighbours
         self.order: list[str] = []  # expert names, cheapest first
