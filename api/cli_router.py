@@ -181,6 +181,13 @@ def eval_cost_quality(
             "(--skill-field benchmark --skill-field subject). Skills teach the tagger and the profiles."
         ),
     ] = None,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            help="Choose k, the pull towards the skill prior and the skill floor by leave-one-out on the "
+            "outcomes (64 settings: slower)."
+        ),
+    ] = False,
 ) -> None:
     """RouteLLM's metrics (APGR, CPT(50%), CPT(80%)) for the outcome-kNN cost-quality router."""
     from router.evaluation import cost_quality
@@ -194,7 +201,7 @@ def eval_cost_quality(
         ranked = sorted(means, key=lambda e: sum(means[e]) / len(means[e]))
         if len(ranked) < 2:
             raise InvalidRequest("the outcomes name fewer than two experts", param="outcomes")
-        report = cost_quality(_encoder(), train, rows, strong or ranked[-1], weak or ranked[0])
+        report = cost_quality(_encoder(), train, rows, strong or ranked[-1], weak or ranked[0], tune=tune)
     except MoEError as exc:
         fail(exc)
     if plot:

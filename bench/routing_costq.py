@@ -14,9 +14,8 @@ the mean strong-minus-weak outcome of the training questions of the same subject
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 from routing_common import cached_encode, emit, read_jsonl
@@ -24,15 +23,12 @@ from routing_common import cached_encode, emit, read_jsonl
 from router.encoder import Encoder
 from router.metrics import cost_quality_metrics, routing_curve
 from router.quality import QualityModel
+from router.quality_tuning import Setting, tune
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 FOLDS = 5
 # k, the pull towards the skill profile and the skill gate's floor are chosen per fold by leave-one-out on
-# the training folds only (APGR averaged over the training questions). The grid brackets what the folds
-# choose: with shrink >= 4 and floor >= 0.1 (an earlier grid) every fold chose the smallest value of both.
-NEIGHBOURS = (32, 64, 128, 256)
-SHRINKS = (0.25, 1.0, 4.0, 32.0)
-SKILL_FLOORS = (0.01, 0.03, 0.1, 0.3)
+# the training folds only (router.quality_tuning: the curve's gain per benchmark, weighted by its questions).
 
 
 def question_key(row: dict) -> str:  # type: ignore[type-arg]
@@ -61,43 +57,21 @@ def fold_of(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
 
 
-def apgr_by_benchmark(data: list[dict], idx: np.ndarray, wins: np.ndarray) -> dict[str, float]:  # type: ignore[type-arg]
-    out = {}
-    for bench in sorted({data[i]["benchmark"] for i in idx}):
-        rows = np.array([j for j, i in enumerate(idx) if data[i]["benchmark"] == bench])
-        strong = np.array([data[idx[j]]["strong"] for j in rows])
-        weak = np.array([data[idx[j]]["weak"] for j in rows])
-        out[bench] = cost_quality_metrics(routing_curve(wins[rows], strong, weak), strong.mean(), weak.mean())["apgr"]
-    return out
-
-
-def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, tuple[float, ...]]:  # type: ignore[type-arg]
-    """Fit on the training folds and pick (k, shrink, skill floor) by leave-one-out APGR on them (never on
-    the held-out fold)."""
-    model = QualityModel(vectors.shape[1], [WEAK, STRONG], max(NEIGHBOURS))
+def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, Setting]:  # type: ignore[type-arg]
+    """Fit on the training folds and pick (k, shrink, skill floor) by leave-one-out on them (never on the
+    held-out fold)."""
+    model = QualityModel(vectors.shape[1], [WEAK, STRONG])
     keys = [data[i]["key"] for i in train for _ in (0, 1)]
     experts = [e for _ in train for e in (WEAK, STRONG)]
     scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
     # Outcome rows carry their skill as a path, benchmark/subject: MT-Bench's three questions per category
-    # cannot teach a tagger its categories, but "this is an MT-Bench prompt" is easy to learn.
+    # cannot teach a tagger its categories, but "this is an MT-Bench prompt" is easier to learn.
     skills = [f"{data[i]['benchmark']}/{data[i]['subject']}" for i in train for _ in (0, 1)]
     model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores, skills)
-    sizes = Counter(data[i]["benchmark"] for i in train)
-    best: tuple[float, tuple[float, ...]] = (-1.0, ())
-    for setting in itertools.product(NEIGHBOURS, SHRINKS, SKILL_FLOORS):
-        model.neighbours, model.shrink, model.skill_floor = setting
-        loo = model.predict(vectors[train], exclude=[data[i]["key"] for i in train])
-        # Weighted by questions: a 24-question benchmark must not pick k for a 5,000-question one.
-        by_bench = apgr_by_benchmark(data, train, loo[:, 1] - loo[:, 0])
-        score = sum(apgr * sizes[b] for b, apgr in by_bench.items()) / len(train)
-        best = max(best, (score, setting))
-    model.neighbours, model.shrink, model.skill_floor = best[1]  # type: ignore[assignment]
-    return model, best[1]
+    return model, tune(model)
 
 
-def predict_out_of_fold(
-    data: list[dict], vectors: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:  # type: ignore[type-arg]
+def predict_out_of_fold(data: list[dict], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Setting]]:  # type: ignore[type-arg]
     folds = np.array([fold_of(d["key"]) for d in data])
     ours, subject, chosen = np.zeros(len(data)), np.zeros(len(data)), []
     for fold in range(FOLDS):

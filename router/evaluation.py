@@ -17,6 +17,7 @@ from router.fitted import FittedRouter
 from router.fitting import predict
 from router.metrics import OOS, classification_report, cost_quality_metrics, routing_curve
 from router.quality import NEIGHBOURS, QualityModel
+from router.quality_tuning import tune as tune_on_outcomes
 
 
 def experts_from_examples(exemplars: list[Example], oos_label: str = OOS) -> list[ExpertOut]:
@@ -86,11 +87,13 @@ def cost_quality(
     strong: str,
     weak: str,
     neighbours: int = NEIGHBOURS,
+    tune: bool = False,
 ) -> dict[str, Any]:
     """Fit quality predictions on `train` outcome rows, score RouteLLM's metrics on `test` rows.
 
     Rows: {"query": str, "outcomes": {expert: score}, "skill": optional skill path}. The router's
-    strong-win score is the predicted quality margin of strong over weak."""
+    strong-win score is the predicted quality margin of strong over weak. With `tune`, k, the pull towards
+    the skill prior and the skill floor are chosen by leave-one-out on `train` (router.quality_tuning)."""
     for name, rows in (("outcomes", train), ("test", test)):
         missing = [i for i, r in enumerate(rows) if strong not in r["outcomes"] or weak not in r["outcomes"]]
         if missing:
@@ -106,12 +109,15 @@ def cost_quality(
             scores.append(float(row["outcomes"][expert]))
             skills.append(row.get("skill"))
     model.add_many(keys, np.stack(stacked), experts, scores, skills)
+    if tune:
+        tune_on_outcomes(model)
     predicted = model.predict(encoder.encode([r["query"] for r in test], batch_size=64))
     wins = predicted[:, 1] - predicted[:, 0]
     strong_scores = np.array([float(r["outcomes"][strong]) for r in test])
     weak_scores = np.array([float(r["outcomes"][weak]) for r in test])
     points = routing_curve(wins, strong_scores, weak_scores)
     metrics = cost_quality_metrics(points, float(strong_scores.mean()), float(weak_scores.mean()))
+    setting = {"neighbours": model.neighbours, "shrink": model.shrink, "skill_floor": model.skill_floor}
     return {**metrics, "points": points, "strong_quality": float(strong_scores.mean()),
             "weak_quality": float(weak_scores.mean()), "n": len(test),
-            "skills": len({r["skill"] for r in train if r.get("skill")})}  # fmt: skip
+            "skills": len({r["skill"] for r in train if r.get("skill")}), "setting": setting}  # fmt: skip

@@ -13,6 +13,8 @@ from core.settings import get_settings
 from router.data import load_examples
 from router.evaluation import experts_from_examples
 from router.finetune import is_finetuned
+from router.quality import NEIGHBOURS, SHRINK, SKILL_FLOOR
+from router.quality_tuning import GRID
 from router.router import build_router
 
 DATA = get_settings().seed_data_dir
@@ -148,6 +150,11 @@ def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(cli_env: Pat
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["skills"] == 3  # mmlu/high_school_biology, mmlu/college_mathematics, gsm8k/math_word_problem
     assert 0.0 <= report["apgr"] <= 1.0
+    assert report["setting"] == {"neighbours": NEIGHBOURS, "shrink": SHRINK, "skill_floor": SKILL_FLOOR}
+    tuned = CliRunner().invoke(app, [*common, *paths, "--tune"])
+    assert tuned.exit_code == 0, tuned.output
+    setting = json.loads(tuned.stdout.strip().splitlines()[-1])["setting"]
+    assert all(setting[name] in values for name, values in GRID.items()), setting
     missing = CliRunner().invoke(app, [*common, "--skill-field", "colour"])
     assert missing.exit_code == 2 and "skill field(s) colour" in missing.output
 
