@@ -185,12 +185,13 @@ def eval_cost_quality(
         bool,
         typer.Option(
             help="Choose k, the pull towards the skill prior and the skill floor by leave-one-out on the "
-            "outcomes (64 settings: slower)."
+            "outcomes (64 settings: slower) instead of taking the MOE_ROUTER_QUALITY_* settings."
         ),
     ] = False,
 ) -> None:
     """RouteLLM's metrics (APGR, CPT(50%), CPT(80%)) for the outcome-kNN cost-quality router."""
     from router.evaluation import cost_quality
+    from router.router import quality_params
 
     try:
         train, rows = _outcome_rows(outcomes, skill_field or []), _outcome_rows(test, [])
@@ -201,7 +202,9 @@ def eval_cost_quality(
         ranked = sorted(means, key=lambda e: sum(means[e]) / len(means[e]))
         if len(ranked) < 2:
             raise InvalidRequest("the outcomes name fewer than two experts", param="outcomes")
-        report = cost_quality(_encoder(), train, rows, strong or ranked[-1], weak or ranked[0], tune=tune)
+        report = cost_quality(
+            _encoder(), train, rows, strong or ranked[-1], weak or ranked[0], quality_params(get_settings()), tune
+        )
     except MoEError as exc:
         fail(exc)
     if plot:

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     router_lanes: int | None = Field(
         default=None, ge=1, description="Threads that encode routing batches side by side under load (default: cores)."
     )
+    # Cost-quality predictions; unset: what leave-one-out picks on RouteLLM's outcomes (128, 1.0, 0.1).
+    # `moe eval cost-quality --tune` suggests values for your own outcomes.
+    router_quality_neighbours: int | None = Field(default=None, ge=1, description="Past queries per prediction.")
+    router_quality_shrink: float | None = Field(
+        default=None, ge=0, description="Pull of a prediction towards the experts' record on the query's skills."
+    )
+    router_quality_skill_floor: float | None = Field(
+        default=None, ge=0, description="Weight a neighbour of a skill the query unlikely needs keeps."
+    )
 
     models_path: Path | None = Field(
         default=None,

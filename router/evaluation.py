@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from router.encoder import TextEncoder
 from router.fitted import FittedRouter
 from router.fitting import predict
 from router.metrics import OOS, classification_report, cost_quality_metrics, routing_curve
-from router.quality import NEIGHBOURS, QualityModel
+from router.quality import QualityModel, QualityParams
 from router.quality_tuning import tune as tune_on_outcomes
 
 
@@ -86,19 +87,20 @@ def cost_quality(
     test: list[dict[str, Any]],
     strong: str,
     weak: str,
-    neighbours: int = NEIGHBOURS,
+    params: QualityParams | None = None,
     tune: bool = False,
 ) -> dict[str, Any]:
     """Fit quality predictions on `train` outcome rows, score RouteLLM's metrics on `test` rows.
 
     Rows: {"query": str, "outcomes": {expert: score}, "skill": optional skill path}. The router's
     strong-win score is the predicted quality margin of strong over weak. With `tune`, k, the pull towards
-    the skill prior and the skill floor are chosen by leave-one-out on `train` (router.quality_tuning)."""
+    the skill prior and the skill floor are chosen by leave-one-out on `train` (router.quality_tuning)
+    instead of taken from `params`."""
     for name, rows in (("outcomes", train), ("test", test)):
         missing = [i for i, r in enumerate(rows) if strong not in r["outcomes"] or weak not in r["outcomes"]]
         if missing:
             raise InvalidRequest(f"{name} row {missing[0] + 1} lacks an outcome for '{strong}' or '{weak}'", param=name)
-    model = QualityModel(encoder.dim, [weak, strong], neighbours)
+    model = QualityModel(encoder.dim, [weak, strong], **asdict(params or QualityParams()))
     vectors = encoder.encode([r["query"] for r in train], batch_size=64)
     keys, stacked, experts, scores, skills = [], [], [], [], []
     for i, row in enumerate(train):

@@ -9,6 +9,7 @@ past outcomes carry: a logistic head per level when the tags are paths ("mmlu/co
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
@@ -20,6 +21,16 @@ RETAG_GROWTH = 1.1  # refit the skill tagger once the tagged rows have grown by 
 # fold they beat the earlier (64, 4.0, 0.1) on MMLU (APGR 0.670 vs 0.657) and MT-Bench (0.590 vs 0.522),
 # and tie on GSM8K (0.595).
 NEIGHBOURS, SHRINK, SKILL_FLOOR = 128, 1.0, 0.1
+
+
+@dataclass(frozen=True)
+class QualityParams:
+    """How the quality model predicts: k neighbours, the pull towards the skill prior, the skill gate's
+    floor. Settable per deployment (MOE_ROUTER_QUALITY_*); `moe eval cost-quality --tune` suggests values."""
+
+    neighbours: int = NEIGHBOURS
+    shrink: float = SHRINK
+    skill_floor: float = SKILL_FLOOR
 
 
 class QualityModel:

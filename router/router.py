@@ -26,6 +26,7 @@ from router.dispatch import DispatchConfig, dispatch
 from router.encoder import ENCODE_CHUNK, CachingEncoder, TextEncoder
 from router.fitted import FittedRouter
 from router.outcomes import Outcome, OutcomeLog
+from router.quality import QualityParams
 from router.spec import RouteSpec, parse_spec
 from router.strategies.base import FitContext, LearnsOnline, RoutingStrategy
 from router.strategies.cost import CostStrategy, check_share
@@ -88,10 +89,12 @@ class Router:
         remembered_queries: int = 10_000,
         fitted: FittedRouter | None = None,
         lanes: int = 1,
+        quality: QualityParams | None = None,
     ) -> None:
         if default_strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown default routing strategy '{default_strategy}'", param="router_strategy")
         self.encoder = CachingEncoder(encoder)
+        self.quality = quality or QualityParams()
         self.lanes = lanes if self.encoder.lanes_supported else 1
         self.batcher: MicroBatcher[_Request, RoutingDecision] = (
             MicroBatcher(
@@ -129,7 +132,7 @@ class Router:
             self._strategies, self._experts, self._fingerprint = fitted, experts, fingerprint
 
     def _fit_all(self, experts: list[ExpertOut]) -> dict[str, RoutingStrategy]:
-        context = FitContext(self.encoder, self.outcomes, self.state_dir)
+        context = FitContext(self.encoder, self.outcomes, self.state_dir, self.quality)
         fitted: dict[str, RoutingStrategy] = {}
         with self._scoring:
             for name, factory in STRATEGIES.items():
@@ -353,4 +356,15 @@ def build_router(settings: Settings, sessions: sessionmaker[Session]) -> Router:
         dispatch_config=config,
         fitted=fitted,
         lanes=settings.router_lanes or os.cpu_count() or 1,
+        quality=quality_params(settings),
     )
+
+
+def quality_params(settings: Settings) -> QualityParams:
+    """The MOE_ROUTER_QUALITY_* settings that are set, over the defaults."""
+    overrides = {
+        "neighbours": settings.router_quality_neighbours,
+        "shrink": settings.router_quality_shrink,
+        "skill_floor": settings.router_quality_skill_floor,
+    }
+    return QualityParams(**{name: value for name, value in overrides.items() if value is not None})

@@ -11,15 +11,18 @@ import numpy as np
 from experts.schemas import ExpertOut
 from router.encoder import TextEncoder
 from router.outcomes import OutcomeLog
+from router.quality import QualityParams
 
 
 @dataclass
 class FitContext:
-    """Everything a strategy may learn from besides the registry: the encoder, past outcomes, a folder."""
+    """Everything a strategy may learn from besides the registry: the encoder, past outcomes, a folder, and
+    how outcomes become quality predictions."""
 
     encoder: TextEncoder
     outcomes: OutcomeLog = field(default_factory=OutcomeLog)
     state_dir: Path | None = None
+    quality: QualityParams = field(default_factory=QualityParams)
 
 
 class RoutingStrategy(Protocol):

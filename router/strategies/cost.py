@@ -9,11 +9,13 @@ g is exactly the strong model's predicted win margin; with N it is the same rule
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from core.errors import InvalidRequest
 from experts.schemas import ExpertOut
-from router.quality import NEIGHBOURS, QualityModel
+from router.quality import QualityModel
 from router.strategies.base import FitContext
 
 
@@ -53,9 +55,8 @@ def choose(quality: np.ndarray, tau: float) -> int:
 class CostStrategy:
     name = "cost"
 
-    def __init__(self, expensive_share: float = 0.5, neighbours: int = NEIGHBOURS) -> None:
+    def __init__(self, expensive_share: float = 0.5) -> None:
         self.expensive_share = expensive_share
-        self.neighbours = neighbours
         self.order: list[str] = []  # expert names, cheapest first
         self.model: QualityModel | None = None
         self._calibration: np.ndarray = np.zeros(0)
@@ -63,7 +64,7 @@ class CostStrategy:
 
     def fit(self, experts: list[ExpertOut], context: FitContext) -> None:
         self.order = [e.name for e in sorted(experts, key=lambda e: (e.cost_per_1k_tokens, e.name))]
-        self.model = QualityModel(context.encoder.dim, self.order, self.neighbours)
+        self.model = QualityModel(context.encoder.dim, self.order, **asdict(context.quality))
         outcomes = [o for o in context.outcomes if o.expert in self.order]
         if outcomes:
             keys = [o.query_id or o.query for o in outcomes]

@@ -136,7 +136,9 @@ def test_eval_cost_quality_prints_routellm_metrics(cli_env: Path) -> None:
     assert plot.stat().st_size > 1000
 
 
-def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(cli_env: Path) -> None:
+def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rows = []
     for line in (DATA / "routellm_outcomes_dev.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -151,6 +153,12 @@ def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(cli_env: Pat
     assert report["skills"] == 3  # mmlu/high_school_biology, mmlu/college_mathematics, gsm8k/math_word_problem
     assert 0.0 <= report["apgr"] <= 1.0
     assert report["setting"] == {"neighbours": NEIGHBOURS, "shrink": SHRINK, "skill_floor": SKILL_FLOOR}
+    # The server's settings are what the eval measures ...
+    monkeypatch.setenv("MOE_ROUTER_QUALITY_NEIGHBOURS", "16")
+    get_settings.cache_clear()
+    configured = json.loads(CliRunner().invoke(app, [*common, *paths]).stdout.strip().splitlines()[-1])
+    assert configured["setting"]["neighbours"] == 16
+    # ... unless --tune chooses on the outcomes.
     tuned = CliRunner().invoke(app, [*common, *paths, "--tune"])
     assert tuned.exit_code == 0, tuned.output
     setting = json.loads(tuned.stdout.strip().splitlines()[-1])["setting"]

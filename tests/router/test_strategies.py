@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from core.errors import InvalidRequest
+from core.settings import Settings
 from router.decision import RoutingDecision
 from router.encoder import Encoder
 from router.outcomes import Outcome, OutcomeLog
-from router.router import Router
+from router.quality import QualityParams
+from router.router import Router, quality_params
 from router.strategies.base import FitContext
 from router.strategies.cost import CostStrategy, calibrate_threshold, choose
 from router.strategies.head import HeadStrategy
@@ -88,13 +90,28 @@ def test_cost_strategy_sends_hard_queries_to_the_expensive_expert(encoder: Encod
         outcomes.extend([Outcome(q, "small", 0.0), Outcome(q, "large", 1.0)])
     for q in easy:
         outcomes.extend([Outcome(q, "small", 1.0), Outcome(q, "large", 1.0)])
-    cost = CostStrategy(neighbours=3)
-    cost.fit([make_expert("small", [], cost=0.1), make_expert("large", [], cost=3.0)], FitContext(encoder, outcomes))
+    cost = CostStrategy()
+    context = FitContext(encoder, outcomes, quality=QualityParams(neighbours=3))
+    cost.fit([make_expert("small", [], cost=0.1), make_expert("large", [], cost=3.0)], context)
+    assert cost.model is not None and cost.model.neighbours == 3
     assert cost.order == ["small", "large"]
     pick = lambda text, share: max(s := cost.score_with(encoder.encode([text])[0], share), key=s.get)  # noqa: E731
     assert pick("compute the eigenvalues of a 3x3 matrix", 0.5) == "large"
     assert pick("hi there, how is it going", 0.5) == "small"
     assert pick("hi there, how is it going", 1.0) == "large"  # share 1: everything goes to the expensive one
+
+
+def test_quality_settings_reach_the_cost_strategy(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOE_ROUTER_QUALITY_NEIGHBOURS", "7")
+    monkeypatch.setenv("MOE_ROUTER_QUALITY_SKILL_FLOOR", "0")  # zero is a value, not "unset"
+    params = quality_params(Settings())
+    assert params == QualityParams(neighbours=7, shrink=QualityParams().shrink, skill_floor=0.0)
+    outcomes = OutcomeLog([Outcome("solve this PDE", "small", 0.0), Outcome("solve this PDE", "large", 1.0)])
+    router = Router(encoder, outcomes=outcomes, quality=params)
+    router.refresh([make_expert("small", ["hi"], cost=0.1), make_expert("large", ["integrals"], cost=3.0)], "v1")
+    model = router.strategy("cost").model  # type: ignore[attr-defined]
+    assert (model.neighbours, model.shrink, model.skill_floor) == (7, QualityParams().shrink, 0.0)
+    router.close()
 
 
 def test_router_feedback_and_micro_batching(encoder: Encoder) -> None:
