@@ -202,9 +202,12 @@ def eval_cost_quality(
         ranked = sorted(means, key=lambda e: sum(means[e]) / len(means[e]))
         if len(ranked) < 2:
             raise InvalidRequest("the outcomes name fewer than two experts", param="outcomes")
-        report = cost_quality(
-            _encoder(), train, rows, strong or ranked[-1], weak or ranked[0], quality_params(get_settings()), tune
-        )
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("encoding outcomes", total=None)
+            report = cost_quality(
+                _encoder(), train, rows, strong or ranked[-1], weak or ranked[0], quality_params(get_settings()),
+                tune, progress=lambda what: bar.update(task, description=what),
+            )  # fmt: skip
     except MoEError as exc:
         fail(exc)
     if plot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -89,6 +90,7 @@ def cost_quality(
     weak: str,
     params: QualityParams | None = None,
     tune: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Fit quality predictions on `train` outcome rows, score RouteLLM's metrics on `test` rows.
 
@@ -112,7 +114,7 @@ def cost_quality(
             skills.append(row.get("skill"))
     model.add_many(keys, np.stack(stacked), experts, scores, skills)
     if tune:
-        tune_on_outcomes(model)
+        tune_on_outcomes(model, progress=progress)
     predicted = model.predict(encoder.encode([r["query"] for r in test], batch_size=64))
     wins = predicted[:, 1] - predicted[:, 0]
     strong_scores = np.array([float(r["outcomes"][strong]) for r in test])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,7 +28,9 @@ GRID: dict[str, tuple[float, ...]] = {
 }
 
 
-def tune(model: QualityModel, grid: dict[str, tuple[float, ...]] | None = None) -> Setting:
+def tune(
+    model: QualityModel, grid: dict[str, tuple[float, ...]] | None = None, progress: Callable[[str], None] | None = None
+) -> Setting:
     """Sets `model` to the grid point with the best leave-one-out gain over its own queries and returns it.
 
     The model's first expert is taken as the cheap one and its last as the expensive one (models are
@@ -54,7 +57,10 @@ def tune(model: QualityModel, grid: dict[str, tuple[float, ...]] | None = None) 
     vectors = model.index.reconstruct_n(0, len(keys))[rows[both]]
     held_out = [keys[i] for i in both]
     best_score, best = -np.inf, current
-    for neighbours, shrink, floor in itertools.product(grid["neighbours"], grid["shrink"], grid["skill_floor"]):
+    settings = list(itertools.product(grid["neighbours"], grid["shrink"], grid["skill_floor"]))
+    for i, (neighbours, shrink, floor) in enumerate(settings):
+        if progress:
+            progress(f"leave-one-out, setting {i + 1}/{len(settings)}")
         model.neighbours, model.shrink, model.skill_floor = int(neighbours), shrink, floor
         predicted = model.predict(vectors, exclude=held_out)
         wins = predicted[:, -1] - predicted[:, 0]
