@@ -16,14 +16,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
+from dataclasses import astuple
 
 import numpy as np
 from routing_common import cached_encode, emit, read_jsonl
 
 from router.encoder import Encoder
 from router.metrics import cost_quality_metrics, routing_curve
-from router.quality import QualityModel
-from router.quality_tuning import Setting, tune
+from router.quality import QualityModel, QualityParams
+from router.quality_tuning import tune
 
 STRONG, WEAK = "gpt-4-1106-preview", "mistralai/Mixtral-8x7B-Instruct-v0.1"
 FOLDS = 5
@@ -57,7 +58,7 @@ def fold_of(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % FOLDS
 
 
-def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, Setting]:  # type: ignore[type-arg]
+def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[QualityModel, QualityParams]:  # type: ignore[type-arg]
     """Fit on the training folds and pick (k, shrink, skill floor) by leave-one-out on them (never on the
     held-out fold)."""
     model = QualityModel(vectors.shape[1], [WEAK, STRONG])
@@ -71,7 +72,7 @@ def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[
     return model, tune(model)
 
 
-def predict_out_of_fold(data: list[dict], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[Setting]]:  # type: ignore[type-arg]
+def predict_out_of_fold(data: list[dict], vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[QualityParams]]:  # type: ignore[type-arg]
     folds = np.array([fold_of(d["key"]) for d in data])
     ours, subject, chosen = np.zeros(len(data)), np.zeros(len(data)), []
     for fold in range(FOLDS):
@@ -120,7 +121,7 @@ def main() -> None:
         "bench": "routing_costq",
         "folds": FOLDS,
         "questions": len(data),
-        "k_shrink_floor_per_fold": chosen,
+        "k_shrink_floor_per_fold": [astuple(params) for params in chosen],
     }
     passed = True
     for bench in ("mmlu", "gsm8k", "mt_bench"):

@@ -121,7 +121,6 @@ def cost_quality(
     weak_scores = np.array([float(r["outcomes"][weak]) for r in test])
     points = routing_curve(wins, strong_scores, weak_scores)
     metrics = cost_quality_metrics(points, float(strong_scores.mean()), float(weak_scores.mean()))
-    setting = {"neighbours": model.neighbours, "shrink": model.shrink, "skill_floor": model.skill_floor}
     return {**metrics, "points": points, "strong_quality": float(strong_scores.mean()),
             "weak_quality": float(weak_scores.mean()), "n": len(test),
-            "skills": len({r["skill"] for r in train if r.get("skill")}), "setting": setting}  # fmt: skip
+            "skills": len({r["skill"] for r in train if r.get("skill")}), "setting": asdict(model.params)}  # fmt: skip

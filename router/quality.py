@@ -17,9 +17,9 @@ import numpy as np
 from router.skill_tree import SkillTagger, depth, node_at, prefixes
 
 RETAG_GROWTH = 1.1  # refit the skill tagger once the tagged rows have grown by 10%
-# What leave-one-out on RouteLLM's dev outcomes chooses, fold after fold (bench/routing_costq.py). Out of
-# fold they beat the earlier (64, 4.0, 0.1) on MMLU (APGR 0.670 vs 0.657) and MT-Bench (0.590 vs 0.522),
-# and tie on GSM8K (0.595).
+# What leave-one-out on RouteLLM's dev outcomes chooses, fold after fold (bench/routing_costq.py). Used on
+# every fold, they beat the earlier (64, 4.0, 0.1) out of fold on MMLU (APGR 0.670 vs 0.657) and MT-Bench
+# (0.590 vs 0.522), and tie on GSM8K (0.595).
 NEIGHBOURS, SHRINK, SKILL_FLOOR = 128, 1.0, 0.1
 
 
@@ -63,6 +63,14 @@ class QualityModel:
         self._tagged_rows = 0  # ... when the tagger was fitted
         self._tagged_seen = 0  # ... at the last look (nothing new: no refit to consider)
         self._row_leaf = np.zeros(0, dtype=np.int64)  # each row's leaf column in the tagger, -1 if none
+
+    @property
+    def params(self) -> QualityParams:
+        return QualityParams(self.neighbours, self.shrink, self.skill_floor)
+
+    @params.setter
+    def params(self, params: QualityParams) -> None:
+        self.neighbours, self.shrink, self.skill_floor = params.neighbours, params.shrink, params.skill_floor
 
     def add(self, key: str, vector: np.ndarray | None, expert: str, score: float) -> None:
         """Record one outcome; `vector` is needed only the first time `key` is seen."""

@@ -15,12 +15,11 @@ from collections.abc import Callable
 import numpy as np
 
 from router.metrics import cost_quality_metrics, routing_curve
-from router.quality import QualityModel
+from router.quality import QualityModel, QualityParams
 from router.skill_tree import prefixes
 
-Setting = tuple[int, float, float]  # (neighbours, shrink, skill_floor)
 # Brackets what the folds of RouteLLM's dev outcomes choose: with shrink >= 4 and floor >= 0.1 (an earlier
-# grid) every fold chose the smallest value of both.
+# grid) every fold chose the smallest value of both. Keys are QualityParams' fields.
 GRID: dict[str, tuple[float, ...]] = {
     "neighbours": (32, 64, 128, 256),
     "shrink": (0.25, 1.0, 4.0, 32.0),
@@ -30,7 +29,7 @@ GRID: dict[str, tuple[float, ...]] = {
 
 def tune(
     model: QualityModel, grid: dict[str, tuple[float, ...]] | None = None, progress: Callable[[str], None] | None = None
-) -> Setting:
+) -> QualityParams:
     """Sets `model` to the grid point with the best leave-one-out gain over its own queries and returns it.
 
     The model's first expert is taken as the cheap one and its last as the expensive one (models are
@@ -46,28 +45,28 @@ def tune(
     rows = np.array([model.rows[key] for key in keys])
     counts, sums = model.counts[rows], model.sums[rows]
     both = np.flatnonzero((counts[:, 0] > 0) & (counts[:, -1] > 0))
-    current = (model.neighbours, model.shrink, model.skill_floor)
+    if not len(both):
+        return model.params
     weak, strong = (sums[both, col] / counts[both, col] for col in (0, -1))
     members: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows[both]):
         members[prefixes(model.row_skill[row])[0] if model.row_skill[row] else ""].append(i)
     groups = [np.array(m) for m in members.values()]
-    if not groups:
-        return current
     vectors = model.index.reconstruct_n(0, len(keys))[rows[both]]
     held_out = [keys[i] for i in both]
-    best_score, best = -np.inf, current
-    settings = list(itertools.product(grid["neighbours"], grid["shrink"], grid["skill_floor"]))
-    for i, (neighbours, shrink, floor) in enumerate(settings):
+    fields = ("neighbours", "shrink", "skill_floor")
+    candidates = [QualityParams(*values) for values in itertools.product(*(grid[f] for f in fields))]
+    best_score, best = -np.inf, model.params
+    for i, candidate in enumerate(candidates):
         if progress:
-            progress(f"leave-one-out, setting {i + 1}/{len(settings)}")
-        model.neighbours, model.shrink, model.skill_floor = int(neighbours), shrink, floor
+            progress(f"leave-one-out, setting {i + 1}/{len(candidates)}")
+        model.params = candidate
         predicted = model.predict(vectors, exclude=held_out)
         wins = predicted[:, -1] - predicted[:, 0]
         score = sum(len(g) * _gain(wins[g], strong[g], weak[g]) for g in groups)
         if score > best_score:  # ties keep the earlier (smaller) setting
-            best_score, best = score, (int(neighbours), shrink, floor)
-    model.neighbours, model.shrink, model.skill_floor = best
+            best_score, best = score, candidate
+    model.params = best
     return best
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from core.settings import get_settings
 from router.data import load_examples
 from router.evaluation import experts_from_examples
 from router.finetune import is_finetuned
-from router.quality import NEIGHBOURS, SHRINK, SKILL_FLOOR
+from router.quality import QualityParams
 from router.quality_tuning import GRID
 from router.router import build_router
 
@@ -152,7 +153,7 @@ def test_eval_cost_quality_learns_skill_paths_from_the_named_fields(
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["skills"] == 3  # mmlu/high_school_biology, mmlu/college_mathematics, gsm8k/math_word_problem
     assert 0.0 <= report["apgr"] <= 1.0
-    assert report["setting"] == {"neighbours": NEIGHBOURS, "shrink": SHRINK, "skill_floor": SKILL_FLOOR}
+    assert report["setting"] == asdict(QualityParams())
     # The server's settings are what the eval measures ...
     monkeypatch.setenv("MOE_ROUTER_QUALITY_NEIGHBOURS", "16")
     get_settings.cache_clear()

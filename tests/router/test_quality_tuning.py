@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from router.quality import QualityModel
+from router.quality import QualityModel, QualityParams
 from router.quality_tuning import tune
 
 
@@ -31,19 +31,19 @@ def _clustered_outcomes(seed: int, clusters: int, size: int, win_rates: tuple[fl
 def test_clusters_that_decide_the_winner_want_few_neighbours() -> None:
     # Each cluster's winner is certain: the cluster-mates say it all, far queries only blur it.
     model = _clustered_outcomes(0, clusters=30, size=4, win_rates=(1.0, 0.0))
-    assert tune(model, _grid(2, 64)) == (2, 1.0, 0.1)
+    assert tune(model, _grid(2, 64)) == QualityParams(2, 1.0, 0.1)
     assert model.neighbours == 2
 
 
 def test_clusters_with_noisy_winners_want_every_cluster_mate() -> None:
     # The winner is random within a cluster (85% / 15%): two mates estimate its rate poorly, seven well.
     model = _clustered_outcomes(0, clusters=40, size=8, win_rates=(0.85, 0.15))
-    assert tune(model, _grid(2, 8)) == (8, 1.0, 0.1)
+    assert tune(model, _grid(2, 8)) == QualityParams(8, 1.0, 0.1)
     assert model.neighbours == 8
 
 
 def test_without_queries_scored_by_both_experts_nothing_changes() -> None:
     model = QualityModel(4, ["weak", "strong"], neighbours=7)
     model.add("q", np.full(4, 0.5, dtype=np.float32), "strong", 1.0)
-    assert tune(model, _grid(2, 8)) == (7, model.shrink, model.skill_floor)
+    assert tune(model, _grid(2, 8)) == QualityParams(7)
     assert model.neighbours == 7
