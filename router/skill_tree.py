@@ -2,8 +2,9 @@
 
 A fine skill with three examples cannot be learnt, but its coarse skill can once it has enough: on
 RouteLLM's outcomes the top level gives held-out GSM8K problems P(gsm8k) 0.96 on average. MT-Bench's
-24 prompts among 6,000 others are too few: P(mt_bench) 0.04-0.21. A query's chance of needing a leaf is the chain of per-level chances, each taken among
-the siblings under the level above. Flat names are one-level paths and behave as a single tagger.
+24 prompts among 6,000 others are too few: P(mt_bench) 0.04-0.21. A query's chance of needing a leaf
+is the chain of per-level chances, each taken among the siblings under the level above. Flat names are
+one-level paths and behave as a single tagger.
 """
 
 from __future__ import annotations
