@@ -136,22 +136,18 @@ def eval_routing(
 def _outcome_rows(path: Path, skill_fields: list[str]) -> list[dict[str, Any]]:
     """Rows {query, outcomes, skill}: the skill is the named fields joined as a path, coarse to fine
     ("mmlu/college_physics"), or None where a row lacks one of them."""
-    if not path.is_file():
-        raise InvalidRequest(f"no such file: {path}", param=str(path))
+    from router.data import jsonl_rows
+
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"{path}:{number}: not valid JSON ({exc.msg})", param=str(path)) from None
+    for number, row in jsonl_rows(path):
         if (
             not isinstance(row, dict)
             or not isinstance(row.get("query"), str)
             or not isinstance(row.get("outcomes"), dict)
         ):
-            raise InvalidRequest(f"{path}:{number}: needs 'query' (text) and 'outcomes' (expert -> score)")
+            raise InvalidRequest(
+                f"{path}:{number}: needs 'query' (text) and 'outcomes' (expert -> score)", param=str(path)
+            )
         try:
             outcomes = {str(k): float(v) for k, v in row["outcomes"].items()}
         except (TypeError, ValueError):
