@@ -14,6 +14,7 @@ from router.encoder import Encoder
 from router.outcomes import Outcome, OutcomeLog
 from router.quality import QualityParams
 from router.router import Router, quality_params
+from router.strategies import cost as cost_module
 from router.strategies.base import FitContext
 from router.strategies.cost import CostStrategy, calibrate_threshold, choose
 from router.strategies.head import HeadStrategy
@@ -99,6 +100,24 @@ def test_cost_strategy_sends_hard_queries_to_the_expensive_expert(encoder: Encod
     assert pick("compute the eigenvalues of a 3x3 matrix", 0.5) == "large"
     assert pick("hi there, how is it going", 0.5) == "small"
     assert pick("hi there, how is it going", 1.0) == "large"  # share 1: everything goes to the expensive one
+
+
+def test_a_large_outcome_log_calibrates_the_knob_on_a_fixed_sample(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cost_module, "CALIBRATION_SAMPLE", 4)
+    outcomes = OutcomeLog()
+    for i, q in enumerate(["solve this PDE", "derive eigenvalues", "hello there", "tell a joke", "plan a trip", "x"]):
+        outcomes.extend([Outcome(q, "small", float(i % 2)), Outcome(q, "large", 1.0)])
+    experts = [make_expert("small", [], cost=0.1), make_expert("large", [], cost=3.0)]
+    fits = []
+    for _ in range(2):
+        cost = CostStrategy()
+        cost.fit(experts, FitContext(encoder, outcomes))
+        fits.append(cost._calibration)
+    assert len(fits[0]) == 4  # of 6 queries
+    assert np.array_equal(fits[0], fits[1])  # the same sample on every refit: the knob does not wander
+    assert cost.tau(0.5) == float(np.quantile(fits[0], 0.5))
 
 
 def test_quality_settings_reach_the_cost_strategy(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
