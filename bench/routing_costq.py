@@ -65,8 +65,8 @@ def fit_fold(data: list[dict], vectors: np.ndarray, train: np.ndarray) -> tuple[
     keys = [data[i]["key"] for i in train for _ in (0, 1)]
     experts = [e for _ in train for e in (WEAK, STRONG)]
     scores = [s for i in train for s in (data[i]["weak"], data[i]["strong"])]
-    # Outcome rows carry their skill as a path, benchmark/subject: MT-Bench's three questions per category
-    # cannot teach a tagger its categories, but "this is an MT-Bench prompt" is easier to learn.
+    # Outcome rows carry their skill as a path, benchmark/subject: a subject with a handful of questions
+    # cannot teach a tagger, its benchmark can once it has enough (GSM8K does; MT-Bench's 24 do not).
     skills = [f"{data[i]['benchmark']}/{data[i]['subject']}" for i in train for _ in (0, 1)]
     model.add_many(keys, np.repeat(vectors[train], 2, axis=0), experts, scores, skills)
     return model, tune(model)

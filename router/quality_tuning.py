@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import fields
 
 import numpy as np
 
@@ -54,8 +55,8 @@ def tune(
     groups = [np.array(m) for m in members.values()]
     vectors = model.index.reconstruct_n(0, len(keys))[rows[both]]
     held_out = [keys[i] for i in both]
-    fields = ("neighbours", "shrink", "skill_floor")
-    candidates = [QualityParams(*values) for values in itertools.product(*(grid[f] for f in fields))]
+    names = [field.name for field in fields(QualityParams)]
+    candidates = [QualityParams(*values) for values in itertools.product(*(grid[name] for name in names))]
     best_score, best = -np.inf, model.params
     for i, candidate in enumerate(candidates):
         if progress:
